@@ -1,0 +1,144 @@
+"""Functional snippets the families share: conv-BN-activation, classifier heads, rounding.
+
+Padding follows the reference implementations (PyTorch/Caffe): a ``k x k`` convolution with
+stride > 1 pads ``(k - 1) // 2`` pixels on *every* side. Keras' ``padding="same"`` pads
+asymmetrically at stride 2 (nothing on the top/left for even inputs), which shifts every
+feature map by half a pixel and would stop reference weights from giving the same outputs.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+#: BatchNorm settings of torchvision/timm (PyTorch momentum 0.1 is Keras momentum 0.9).
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.9
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round a channel count to a multiple of ``divisor`` without losing more than 10%.
+
+    The rounding of the TF MobileNet reference (``_make_divisible``), used by MobileNet v2/v3
+    and every width multiplier built on them.
+    """
+    min_value = min_value or divisor
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def activation_layer(activation, name=None):
+    """A Keras activation layer; ``None`` returns None (no layer)."""
+    if activation is None:
+        return None
+    return layers.Activation(activation, name=name)
+
+
+def symmetric_conv(x, filters, kernel_size, *, strides=1, groups=1, dilation=1, use_bias=True,
+                   padding="same", kernel_initializer="he_normal", name=None):
+    """``Conv2D`` that pads like PyTorch: ``padding="same"`` becomes explicit symmetric padding.
+
+    ``padding`` may be ``"same"`` (symmetric ``(k-1)//2 * dilation``), ``"valid"`` or an int.
+    """
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    if padding == "same":
+        pad = (((kh - 1) // 2) * dilation, ((kw - 1) // 2) * dilation)
+    elif padding == "valid":
+        pad = (0, 0)
+    else:
+        pad = (padding, padding) if isinstance(padding, int) else tuple(padding)
+    conv_padding = "valid"
+    if strides == 1 and padding == "same" and kh % 2 and kw % 2:
+        conv_padding = "same"  # symmetric already, and one op fewer in the graph
+    elif pad != (0, 0):
+        x = layers.ZeroPadding2D(pad, name=f"{name}_pad" if name else None)(x)
+    return layers.Conv2D(
+        filters, (kh, kw), strides=strides, padding=conv_padding, groups=groups,
+        dilation_rate=dilation, use_bias=use_bias, kernel_initializer=kernel_initializer, name=name,
+    )(x)
+
+
+def batch_norm(x, name=None, epsilon=BN_EPSILON, gamma_initializer="ones"):
+    """BatchNormalization with the reference epsilon and momentum."""
+    return layers.BatchNormalization(
+        epsilon=epsilon, momentum=BN_MOMENTUM, gamma_initializer=gamma_initializer, name=name
+    )(x)
+
+
+def conv_bn_act(x, filters, kernel_size, *, strides=1, groups=1, dilation=1, activation="relu",
+                padding="same", use_bias=False, bn_epsilon=BN_EPSILON, name=None):
+    """Conv (no bias) -> BatchNorm -> activation, the unit of almost every post-2015 CNN."""
+    x = symmetric_conv(x, filters, kernel_size, strides=strides, groups=groups, dilation=dilation,
+                       use_bias=use_bias, padding=padding, name=f"{name}_conv" if name else None)
+    x = batch_norm(x, name=f"{name}_bn" if name else None, epsilon=bn_epsilon)
+    act = activation_layer(activation, name=f"{name}_act" if name else None)
+    return act(x) if act is not None else x
+
+
+def conv_act(x, filters, kernel_size, *, strides=1, groups=1, activation="relu", padding="same",
+             name=None):
+    """Conv (with bias) -> activation, for the pre-BatchNorm nets (AlexNet, VGG, GoogLeNet)."""
+    x = symmetric_conv(x, filters, kernel_size, strides=strides, groups=groups, use_bias=True,
+                       padding=padding, name=name)
+    act = activation_layer(activation, name=f"{name}_act" if name else None)
+    return act(x) if act is not None else x
+
+
+def predictions(x, num_classes, classifier_activation, *, name="predictions", use_bias=True):
+    """The output Dense layer; float32 so mixed-precision models return float32 probabilities."""
+    return layers.Dense(num_classes, activation=classifier_activation, use_bias=use_bias,
+                        dtype="float32", name=name)(x)
+
+
+def pooled_head(x, *, num_classes, include_top, pooling, classifier_activation, dropout=0.0,
+                name="predictions"):
+    """Global-average-pool head of keras.applications.
+
+    ``include_top``: pool -> optional dropout -> Dense(num_classes). Otherwise ``pooling`` of
+    None returns the feature map, ``"avg"``/``"max"`` a pooled vector.
+    """
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name="head_dropout")(x)
+        return predictions(x, num_classes, classifier_activation, name=name)
+    return feature_pooling(x, pooling)
+
+
+def feature_pooling(x, pooling):
+    """``pooling`` of keras.applications for ``include_top=False``."""
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return x
+
+
+def check_positive_int(value, what, name):
+    """Raise ``ValueError`` unless ``value`` is a positive int (shared argument validation)."""
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: {what} must be a positive integer, received {value!r}")
+    return value
+
+
+def check_choice(value, allowed, what, name):
+    """Raise ``ValueError`` naming ``what``, the received value and the allowed ones."""
+    if value not in allowed:
+        raise ValueError(f"{name}: {what} must be one of {list(allowed)}, received {value!r}")
+    return value
+
+
+def check_range(value, low, high, what, name):
+    """Raise ``ValueError`` unless ``low <= value <= high``."""
+    if not isinstance(value, (int, float)) or not (low <= value <= high):
+        raise ValueError(f"{name}: {what} must be a number in [{low}, {high}], received {value!r}")
+    return value
+
+
+__all__ = [
+    "BN_EPSILON", "BN_MOMENTUM", "make_divisible", "symmetric_conv", "batch_norm", "conv_bn_act",
+    "conv_act", "predictions", "pooled_head", "feature_pooling", "check_choice", "check_range",
+    "check_positive_int",
+]

@@ -1,0 +1,110 @@
+"""The ``keras-cnn`` command.
+
+    keras-cnn list [PATTERN]         registered names (fnmatch pattern, e.g. "resnet*")
+    keras-cnn info NAME              paper, reference numbers and options of a variant
+    keras-cnn summary NAME           Keras summary plus trainable params vs the reference
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def count_trainable(model) -> int:
+    """Trainable parameter count (BatchNorm moving statistics excluded)."""
+    import numpy as np
+
+    return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+
+
+def cmd_list(args):
+    from keras_cnn.registry import get_spec, list_models
+
+    names = list_models(args.pattern)
+    if not names:
+        print(f"no registered model matches {args.pattern!r}", file=sys.stderr)
+        return 1
+    for name in names:
+        spec = get_spec(name)
+        params = f"{spec.params:,}" if spec.params else "-"
+        print(f"{name:24s} {spec.family:14s} {params:>14s}  {spec.input_shape}")
+    return 0
+
+
+def cmd_info(args):
+    from keras_cnn.registry import model_info
+
+    info = model_info(args.name)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        if value not in (None, "", [], {}):
+            print(f"{key:{width}s}  {value}")
+    return 0
+
+
+def cmd_summary(args):
+    from keras_cnn.registry import build, get_spec
+
+    spec = get_spec(args.name)
+    kwargs = {}
+    if args.num_classes:
+        kwargs["num_classes"] = args.num_classes
+    if args.input_shape:
+        kwargs["input_shape"] = tuple(int(s) for s in args.input_shape.split(","))
+    model = build(spec.name, **kwargs)
+    model.summary(line_length=110)
+    trainable = count_trainable(model)
+    print(f"trainable params: {trainable:,}")
+    at_default = not kwargs or (kwargs.get("input_shape", spec.input_shape) == spec.input_shape
+                                and kwargs.get("num_classes", spec.num_classes) == spec.num_classes)
+    if spec.params:
+        verdict = ("matches" if trainable == spec.params else f"differs by {trainable - spec.params:+,}")
+        where = "" if at_default else " (reference holds at the default input and classes)"
+        print(f"reference params: {spec.params:,} ({spec.follows or spec.paper}): {verdict}{where}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keras-cnn", description="The classic CNN line in Keras 3.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registered model names")
+    p.add_argument("pattern", nargs="?", default=None, help='fnmatch pattern, e.g. "resnet*"')
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="paper, reference numbers and options of a model")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("summary", help="Keras summary and trainable params vs the reference")
+    p.add_argument("name")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--input-shape", default=None, help="H,W,C, e.g. 64,64,1")
+    p.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv=None) -> int:
+    _quiet_tensorflow()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as error:
+        print(f"keras-cnn: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

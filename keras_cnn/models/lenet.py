@@ -1,0 +1,85 @@
+"""LeNet: the faithful LeNet-5 of 1998 and the modern d2l LeNet.
+
+- ``lenet5``: LeCun et al., "Gradient-based learning applied to document recognition", Proc. IEEE
+  1998 (http://yann.lecun.com/exdb/publis/pdf/lecun-98.pdf), section II.B: C1 (156 params),
+  trainable subsampling S2 (12), partial C3 (1,516, Table I), S4 (32), C5 (48,120), F6 (10,164),
+  scaled-tanh squashing everywhere, Euclidean RBF output with fixed codes: 60,000 trainable params.
+- ``lenet``: the d2l.ai version (chapter 7.1): full C3, sigmoid (or ReLU), average pooling, Dense
+  120-84-classes, conv1 padded so 28x28 MNIST fits: 61,706 params.
+
+Example:
+    >>> import keras_cnn
+    >>> model = keras_cnn.build("lenet5", num_classes=10)
+    >>> model.output_shape
+    (None, 10)
+"""
+
+from keras import layers
+
+from keras_cnn.blocks import check_choice, feature_pooling, predictions
+from keras_cnn.layers.activations import lecun_tanh
+from keras_cnn.layers.lenet import LENET5_C3_TABLE, EuclideanRBF, PartialConv2D, TrainableSubsampling
+from keras_cnn.registry import Variant, register_model
+
+LECUN_1998 = dict(
+    paper="Gradient-based learning applied to document recognition",
+    url="http://yann.lecun.com/exdb/publis/pdf/lecun-98.pdf",
+    year=1998,
+)
+
+
+@register_model(
+    family="lenet", **LECUN_1998, input_shape=(32, 32, 1), min_input_size=32, num_classes=10,
+    variants=[Variant(
+        "lenet5", params=60_000, follows="LeCun et al. 1998, section II.B (seed 000 section 8)",
+        notes="RBF codes are reproducible random +-1 vectors (the paper's 7x12 bitmaps are not "
+              "published as data); head='softmax' swaps the RBF layer for Dense(num_classes) "
+              "(+850 params at 10 classes) for everyday training.")],
+)
+def lenet5(*, inputs, num_classes, include_top, pooling, classifier_activation, head="rbf"):
+    """LeNet-5 as published: 32x32x1 input, ``head="rbf"`` (paper) or ``"softmax"`` (Dense).
+
+    With ``head="rbf"`` the RBF layer returns negated penalties, so ``classifier_activation``
+    (softmax by default) turns them into class probabilities and the usual sparse categorical
+    cross-entropy trains the net.
+    """
+    check_choice(head, ("rbf", "softmax"), "head", "lenet5")
+    x = layers.Conv2D(6, 5, activation=lecun_tanh, name="c1")(inputs)
+    x = TrainableSubsampling(name="s2")(x)
+    x = layers.Activation(lecun_tanh, name="s2_act")(x)
+    x = PartialConv2D(LENET5_C3_TABLE, 5, name="c3")(x)
+    x = layers.Activation(lecun_tanh, name="c3_act")(x)
+    x = TrainableSubsampling(name="s4")(x)
+    x = layers.Activation(lecun_tanh, name="s4_act")(x)
+    x = layers.Conv2D(120, 5, activation=lecun_tanh, name="c5")(x)
+    if not include_top:
+        return feature_pooling(x, pooling)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(84, activation=lecun_tanh, name="f6")(x)
+    if head == "softmax":
+        return predictions(x, num_classes, classifier_activation)
+    x = EuclideanRBF(num_classes, as_logits=True, name="rbf", dtype="float32")(x)
+    return layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
+
+
+@register_model(
+    family="lenet", **LECUN_1998, input_shape=(28, 28, 1), min_input_size=12, num_classes=10,
+    variants=[Variant("lenet", params=61_706, macs=0.417e6,
+                      follows="d2l.ai chapter 7.1 (seed 004 section 7.1)")],
+)
+def lenet(*, inputs, num_classes, include_top, pooling, classifier_activation, activation="sigmoid"):
+    """The modern LeNet of d2l: conv(6, 5, pad 2) - avgpool - conv(16, 5) - avgpool - 120-84-classes.
+
+    ``activation``: ``"sigmoid"`` (d2l, as in 1998) or ``"relu"``.
+    """
+    check_choice(activation, ("sigmoid", "relu", "tanh"), "activation", "lenet")
+    x = layers.Conv2D(6, 5, padding="same", activation=activation, name="conv1")(inputs)
+    x = layers.AveragePooling2D(2, name="pool1")(x)
+    x = layers.Conv2D(16, 5, activation=activation, name="conv2")(x)
+    x = layers.AveragePooling2D(2, name="pool2")(x)
+    if not include_top:
+        return feature_pooling(x, pooling)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(120, activation=activation, name="fc1")(x)
+    x = layers.Dense(84, activation=activation, name="fc2")(x)
+    return predictions(x, num_classes, classifier_activation)

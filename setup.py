@@ -1,0 +1,39 @@
+"""keras_cnn: the classic CNN line, faithful, in Keras 3."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "keras_cnn" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="keras_cnn",
+    version=VERSION,
+    description="Every network of the classic CNN line, faithful to its paper, in Keras 3.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["keras_cnn", "keras_cnn.*"]),
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<4",
+        "tensorflow-datasets>=4.9",
+        "keras-tuner>=1.4.8",
+        "tensorboard>=2.21",
+        "ai-edge-litert>=2.0",
+        "scikit-learn>=1.3",
+        "matplotlib>=3.7",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "jax>=0.4.30"],
+    },
+    entry_points={"console_scripts": ["keras-cnn=keras_cnn.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Keras",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

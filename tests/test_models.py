@@ -1,0 +1,60 @@
+"""The shared harness: every registered variant builds, runs, and matches its reference.
+
+New families add specs to the registry; this file picks them up with no change.
+"""
+
+import gc
+
+import keras
+import numpy as np
+import pytest
+from conftest import trainable_count
+
+import keras_cnn
+
+#: variants big enough that building and a forward pass at full input take seconds on 2 cores.
+LARGE_PARAMS = 60_000_000
+
+
+def _marks(name):
+    spec = keras_cnn.get_spec(name)
+    return [pytest.mark.slow] if (spec.params or 0) >= LARGE_PARAMS else []
+
+
+ALL = [pytest.param(n, marks=_marks(n), id=n) for n in keras_cnn.list_models()]
+
+
+def _outputs(model, x):
+    out = model(x, training=False)
+    return out if isinstance(out, (list, tuple, dict)) else [out]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_variant_builds_runs_and_matches_reference_params(name):
+    spec = keras_cnn.get_spec(name)
+    model = keras_cnn.build(name)
+    params = trainable_count(model)
+    if spec.params is not None:
+        if spec.params_tolerance:
+            assert abs(params - spec.params) <= spec.params_tolerance * spec.params, (params, spec.params)
+        else:
+            assert params == spec.params, f"{name}: {params:,} trainable params, reference {spec.params:,}"
+    x = np.random.default_rng(0).uniform(0, 1, (1,) + tuple(spec.input_shape)).astype("float32")
+    for out in _outputs(model, x):
+        out = keras.ops.convert_to_numpy(out)
+        assert out.shape == (1, spec.num_classes) and np.all(np.isfinite(out))
+    del model
+    keras.backend.clear_session()
+    gc.collect()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_variant_feature_extractor_accepts_minimum_input(name):
+    spec = keras_cnn.get_spec(name)
+    size = spec.min_input_size
+    model = keras_cnn.build(name, include_top=False, pooling="avg", input_shape=(size, size, 3))
+    out = keras.ops.convert_to_numpy(model(np.zeros((1, size, size, 3), "float32")))
+    assert out.ndim == 2 and out.shape[0] == 1
+    with pytest.raises(ValueError, match="too small"):
+        keras_cnn.build(name, include_top=False, input_shape=(size - 1, size, 3))
+    keras.backend.clear_session()

@@ -1,0 +1,90 @@
+"""The public API contract: names, patterns, info, and clear errors for bad input."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import trainable_count
+
+import keras_cnn
+
+CANONICAL = "../shared/MODELS.txt"
+
+
+def test_list_models_sorted_and_pattern():
+    names = keras_cnn.list_models()
+    assert names == sorted(names) and len(names) == len(set(names))
+    assert keras_cnn.list_models("lenet*") == ["lenet", "lenet5"]
+    assert keras_cnn.list_models("no_such_*") == []
+
+
+def test_model_info_fields():
+    info = keras_cnn.model_info("lenet5")
+    assert info["family"] == "lenet" and info["year"] == 1998
+    assert info["reference_params"] == 60_000 and info["input_shape"] == (32, 32, 1)
+    assert info["url"].startswith("http") and info["paper"]
+    assert "head" in info["options"]
+
+
+def test_lenet_reference_counts():
+    assert trainable_count(keras_cnn.build("lenet5")) == 60_000
+    assert trainable_count(keras_cnn.build("lenet5", num_classes=10)) == 60_000
+    model = keras_cnn.build("lenet", input_shape=(28, 28, 1), num_classes=10)
+    assert trainable_count(model) == 61_706 and model.output_shape == (None, 10)
+    assert trainable_count(keras_cnn.build("lenet5", head="softmax")) == 60_000 - 10_164 + 10_164 + 850
+
+
+def test_unknown_name_suggests_close_names():
+    with pytest.raises(ValueError, match=r"Unknown model name 'no_such_net'"):
+        keras_cnn.build("no_such_net")
+    with pytest.raises(ValueError, match=r"Did you mean: lenet"):
+        keras_cnn.build("lenett")
+
+
+def test_names_are_forgiving_about_case_and_dashes():
+    assert keras_cnn.get_spec("LeNet5").name == "lenet5"
+
+
+def test_unknown_option_names_allowed_ones():
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['depth'\]; allowed options are \['head'\]"):
+        keras_cnn.build("lenet5", depth=3)
+
+
+def test_too_small_input_says_minimum():
+    with pytest.raises(ValueError, match=r"input height 28 is too small; the network needs at least 32x32"):
+        keras_cnn.build("lenet5", input_shape=(28, 28, 1))
+    with pytest.raises(ValueError, match=r"input_shape must be \(height, width, channels\)"):
+        keras_cnn.build("lenet", input_shape=(28, 28))
+
+
+def test_bad_common_arguments():
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        keras_cnn.build("lenet", pooling="sum")
+    with pytest.raises(ValueError, match="num_classes must be a positive integer, received 0"):
+        keras_cnn.build("lenet", num_classes=0)
+    with pytest.raises(ValueError, match="does not exist"):
+        keras_cnn.build("lenet", weights="/nonexistent.weights.h5")
+    with pytest.raises(ValueError, match="head must be one of"):
+        keras_cnn.build("lenet5", head="svm")
+
+
+def test_include_top_false_and_pooling():
+    features = keras_cnn.build("lenet", include_top=False, input_shape=(28, 28, 1))
+    assert features.output_shape == (None, 5, 5, 16)
+    assert keras_cnn.build("lenet", include_top=False, pooling="avg").output_shape == (None, 16)
+    assert keras_cnn.build("lenet5", include_top=False, pooling="max").output_shape == (None, 120)
+
+
+def test_weights_file_loads(tmp_path):
+    model = keras_cnn.build("lenet")
+    path = tmp_path / "lenet.weights.h5"
+    model.save_weights(path)
+    again = keras_cnn.build("lenet", weights=str(path))
+    x = np.random.default_rng(0).normal(size=(2, 28, 28, 1)).astype("float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), again.predict(x, verbose=0))
+
+
+def test_classifier_activation_none_gives_logits():
+    model = keras_cnn.build("lenet", classifier_activation=None)
+    out = model.predict(np.ones((1, 28, 28, 1), "float32"), verbose=0)
+    assert not np.isclose(out.sum(), 1.0)
+    assert isinstance(model, keras.Model)
