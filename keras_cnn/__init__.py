@@ -9,6 +9,8 @@
 __version__ = "0.1.0"
 
 from keras_cnn import layers  # noqa: F401  (registers the custom layers for .keras loading)
-from keras_cnn.registry import build, get_spec, list_models, model_info, register_model, Variant
+from keras_cnn.fusion import reparameterize
+from keras_cnn.registry import Variant, build, get_spec, list_models, model_info, register_model
 
-__all__ = ["build", "get_spec", "list_models", "model_info", "register_model", "Variant", "__version__"]
+__all__ = ["build", "get_spec", "list_models", "model_info", "register_model", "reparameterize", "Variant",
+           "__version__"]

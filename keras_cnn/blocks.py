@@ -116,6 +116,30 @@ def feature_pooling(x, pooling):
     return x
 
 
+def max_pool(x, pool_size=3, strides=2, *, padding=0, ceil_mode=False, name=None):
+    """Max pooling with PyTorch's explicit ``padding`` and ``ceil_mode``.
+
+    ``ceil_mode`` adds the extra bottom/right row and column that make the output size round
+    up (torchvision's SqueezeNet and GoogLeNet). Padding is with zeros, so this is exact for
+    non-negative inputs (pools after ReLU), the only place the reference nets use it.
+    """
+    height, width = x.shape[1], x.shape[2]
+    extra = [0, 0]
+    if ceil_mode:
+        for axis, size in enumerate((height, width)):
+            if size is None:
+                raise ValueError(f"{name}: ceil_mode pooling needs a static input size, received {tuple(x.shape)}")
+            padded = size + 2 * padding
+            out_ceil = -(-(padded - pool_size) // strides) + 1
+            if (out_ceil - 1) * strides >= size + padding:  # last window must start inside the input
+                out_ceil -= 1
+            extra[axis] = max(0, (out_ceil - 1) * strides + pool_size - padded)
+    if padding or any(extra):
+        pads = ((padding, padding + extra[0]), (padding, padding + extra[1]))
+        x = layers.ZeroPadding2D(pads, name=f"{name}_pad" if name else None)(x)
+    return layers.MaxPooling2D(pool_size, strides, name=name)(x)
+
+
 def check_positive_int(value, what, name):
     """Raise ``ValueError`` unless ``value`` is a positive int (shared argument validation)."""
     if not isinstance(value, int) or value < 1:
@@ -140,5 +164,5 @@ def check_range(value, low, high, what, name):
 __all__ = [
     "BN_EPSILON", "BN_MOMENTUM", "make_divisible", "symmetric_conv", "batch_norm", "conv_bn_act",
     "conv_act", "predictions", "pooled_head", "feature_pooling", "check_choice", "check_range",
-    "check_positive_int",
+    "check_positive_int", "max_pool",
 ]

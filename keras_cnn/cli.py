@@ -3,6 +3,7 @@
     keras-cnn list [PATTERN]         registered names (fnmatch pattern, e.g. "resnet*")
     keras-cnn info NAME              paper, reference numbers and options of a variant
     keras-cnn summary NAME           Keras summary plus trainable params vs the reference
+    keras-cnn demo                   the main job: train mobilenet_v3_small on the bundled digits
 """
 
 from __future__ import annotations
@@ -74,6 +75,13 @@ def cmd_summary(args):
     return 0
 
 
+def cmd_demo(args):
+    from keras_cnn.demo import run_demo
+
+    run_demo(args.model, epochs=args.epochs, output_dir=args.output)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keras-cnn", description="The classic CNN line in Keras 3.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--input-shape", default=None, help="H,W,C, e.g. 64,64,1")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("demo", help="train mobilenet_v3_small on the bundled digits and report test accuracy")
+    p.add_argument("--model", default="mobilenet_v3_small")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--output", default="savedmodels", help="folder for the trained model")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -1,0 +1,268 @@
+"""Data sets by name, as ``tf.data`` pipelines of ``(image, label)`` any registered model consumes.
+
+Sources:
+- ``"digits"``: scikit-learn's bundled 8x8 digits (1,797 images, always offline: the default);
+  a fixed stratified 80/20 train/test split (``split="train"`` / ``"test"``).
+- ``"fashion_mnist"`` / ``"mnist"`` from IDX files (``train-images-idx3-ubyte[.gz]`` ...) in
+  ``data_dir``; ``fashion_mnist`` finds Debian's ``/usr/share/datasets/fashion-mnist`` by itself.
+- any tensorflow-datasets image-classification name through ``tfds.load`` (tfds split syntax).
+- an image folder (one sub-folder per class) with ``name="folder"`` and ``data_dir``.
+- in-memory arrays: :func:`from_arrays`.
+
+Images come out as float32 in [0, 1], resized to ``image_size`` and converted to ``channels``
+(grayscale <-> RGB). That is the normalization every keras_cnn model is documented with.
+
+Example:
+    >>> from keras_cnn import data
+    >>> train = data.load("digits", split="train", image_size=32, channels=1, batch_size=64)
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+IDX_SETS = ("fashion_mnist", "mnist")
+LOCAL_SOURCES = ("digits", "folder", *IDX_SETS)
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Ankle boot")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+class Dataset(tuple):
+    """``(images uint8 [N, H, W, C], labels int64 [N], class_names)`` with named fields."""
+
+    images = property(lambda self: self[0])
+    labels = property(lambda self: self[1])
+    class_names = property(lambda self: self[2])
+
+
+# --------------------------------------------------------------------------- sources
+def load_digits_arrays(split="train", test_fraction=0.2, seed=0) -> Dataset:
+    """scikit-learn's 8x8 digits as uint8 images (values 0-16 scaled to 0-255)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    _check_split(split, ("train", "test", "all"), "digits")
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype("uint8")[..., None]
+    labels = digits.target.astype("int64")
+    if split != "all":
+        x_train, x_test, y_train, y_test = train_test_split(
+            images, labels, test_size=test_fraction, random_state=seed, stratify=labels)
+        images, labels = (x_train, y_train) if split == "train" else (x_test, y_test)
+    return Dataset((images, labels, tuple(str(i) for i in range(10))))
+
+
+def read_idx(path) -> np.ndarray:
+    """Read one IDX file (MNIST format), gzip-compressed or not."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[:2] != b"\x00\x00":
+        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+    dtype_code, ndim = raw[2], raw[3]
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if dtype_code not in dtypes:
+        raise ValueError(f"{path}: unknown IDX data type 0x{dtype_code:02x}")
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=dtypes[dtype_code], offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: header says {shape} but the file holds {data.size} values")
+    return data.reshape(shape)
+
+
+def _find_idx(directory: Path, prefix: str, kind: str):
+    for suffix in ("", ".gz"):
+        for sep in ("-", "."):
+            candidate = directory / f"{prefix}-{kind}{sep}idx{1 if kind == 'labels' else 3}-ubyte{suffix}"
+            if candidate.exists():
+                return candidate
+    return None
+
+
+def load_idx_arrays(data_dir, split="train", name="fashion_mnist") -> Dataset:
+    """MNIST-format IDX files from ``data_dir`` (``train-*`` and ``t10k-*``, ``.gz`` or not)."""
+    _check_split(split, ("train", "test"), name)
+    directory = Path(data_dir)
+    prefix = "train" if split == "train" else "t10k"
+    images_path, labels_path = _find_idx(directory, prefix, "images"), _find_idx(directory, prefix, "labels")
+    if images_path is None or labels_path is None:
+        raise ValueError(f"{name}: no IDX files for split {split!r} in {directory} "
+                         f"(expected {prefix}-images-idx3-ubyte[.gz] and {prefix}-labels-idx1-ubyte[.gz])")
+    images, labels = read_idx(images_path), read_idx(labels_path).astype("int64")
+    if images.ndim == 3:
+        images = images[..., None]
+    if len(images) != len(labels):
+        raise ValueError(f"{name}: {len(images)} images but {len(labels)} labels in {directory}")
+    classes = FASHION_MNIST_CLASSES if name == "fashion_mnist" else tuple(str(i) for i in range(10))
+    return Dataset((images.astype("uint8"), labels, classes))
+
+
+def load_folder_arrays(data_dir, image_size=None) -> Dataset:
+    """An image folder with one sub-folder per class (sorted names are the class names)."""
+    from PIL import Image
+
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise ValueError(f"folder: {root} is not a directory")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    images, labels = [], []
+    for index, cls in enumerate(classes):
+        for file in sorted((root / cls).iterdir()):
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                img = Image.open(file).convert("RGB")
+                if image_size:
+                    img = img.resize((image_size, image_size))
+                images.append(np.asarray(img, dtype="uint8"))
+                labels.append(index)
+    if not images:
+        raise ValueError(f"folder: no images ({', '.join(IMAGE_SUFFIXES)}) in class sub-folders of {root}")
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise ValueError(f"folder: images in {root} have different sizes {sorted(shapes)[:3]}...; pass image_size")
+    return Dataset((np.stack(images), np.asarray(labels, "int64"), tuple(classes)))
+
+
+def load_tfds_arrays(name, split="train", data_dir=None) -> Dataset:
+    """A tensorflow-datasets image-classification set as arrays (tfds split syntax allowed)."""
+    import tensorflow_datasets as tfds
+
+    try:
+        ds, info = tfds.load(name, split=split, as_supervised=True, with_info=True, data_dir=data_dir)
+    except Exception as error:  # tfds raises many types; report one clear error
+        raise ValueError(f"tfds could not load {name!r} split {split!r}: {error}") from error
+    images, labels = [], []
+    for image, label in tfds.as_numpy(ds):
+        images.append(image)
+        labels.append(label)
+    if not images:
+        raise ValueError(f"{name}: split {split!r} is empty")
+    label_feature = info.features["label"]
+    classes = tuple(label_feature.names) if hasattr(label_feature, "names") else ()
+    return Dataset((np.stack(images).astype("uint8"), np.asarray(labels, "int64"), classes))
+
+
+def load_arrays(name="digits", split="train", data_dir=None) -> Dataset:
+    """Any source by name as uint8 arrays (see the module docstring)."""
+    if name == "digits":
+        return load_digits_arrays(split)
+    if name == "folder":
+        if data_dir is None:
+            raise ValueError("folder: pass data_dir, the folder with one sub-folder per class")
+        return load_folder_arrays(data_dir)
+    if name in IDX_SETS:
+        directory = data_dir or (DEBIAN_FASHION_MNIST if name == "fashion_mnist" else None)
+        if directory and Path(directory).is_dir() and _find_idx(Path(directory), "train", "images"):
+            return load_idx_arrays(directory, split, name)
+    return _load_tfds_or_explain(name, split, data_dir)
+
+
+def _load_tfds_or_explain(name, split, data_dir):
+    import tensorflow_datasets as tfds
+
+    known = set(tfds.list_builders())
+    if name not in known:
+        close = difflib.get_close_matches(name, sorted(known | set(LOCAL_SOURCES)), n=5, cutoff=0.6)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(f"Unknown dataset {name!r}.{hint} Local sources: {', '.join(LOCAL_SOURCES)}; "
+                         "any tensorflow-datasets image-classification name also works.")
+    return load_tfds_arrays(name, split, data_dir)
+
+
+def _check_split(split, allowed, name):
+    if split not in allowed:
+        raise ValueError(f"{name}: split must be one of {list(allowed)}, received {split!r}")
+
+
+# --------------------------------------------------------------------------- pipeline
+def prepare_images(images, image_size=None, channels=None):
+    """uint8/float images -> float32 [0, 1], resized and converted to ``channels`` (tf ops)."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(images)
+    x = tf.cast(x, tf.float32) / 255.0 if x.dtype == tf.uint8 else tf.cast(x, tf.float32)
+    if image_size is not None:
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if tuple(x.shape[-3:-1]) != size:
+            x = tf.image.resize(x, size, method="bilinear")
+    if channels is not None and x.shape[-1] != channels:
+        if channels == 3 and x.shape[-1] == 1:
+            x = tf.image.grayscale_to_rgb(x)
+        elif channels == 1 and x.shape[-1] == 3:
+            x = tf.image.rgb_to_grayscale(x)
+        else:
+            raise ValueError(f"cannot convert {x.shape[-1]} channels to {channels}")
+    return x
+
+
+def from_arrays(images, labels, *, num_classes=None, image_size=None, channels=None, batch_size=32,
+                shuffle=True, seed=0, augment=None, cache=True):
+    """A batched, prefetched ``tf.data.Dataset`` of (float32 image, int label) from arrays.
+
+    Images are resized and channel-converted once (then cached); ``augment`` is a callable
+    (e.g. :func:`augmentation`) applied per batch while training.
+    """
+    import tensorflow as tf
+
+    images, labels = np.asarray(images), np.asarray(labels).astype("int64")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or len(images) != len(labels):
+        raise ValueError(f"images must be [N, H, W, C] with one label each; received images {images.shape}, "
+                         f"labels {labels.shape}")
+    if num_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}) for num_classes={num_classes}; "
+                         f"received labels from {labels.min()} to {labels.max()}")
+    x = prepare_images(images, image_size, channels)
+    ds = tf.data.Dataset.from_tensor_slices((x, labels))
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(min(len(labels), 10_000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if augment is not None:
+        ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def augmentation(image_size, *, flip=False, translate=0.1, seed=0):
+    """Keras preprocessing layers for training-time augmentation (pad-crop style translation,
+    optional horizontal flip)."""
+    import keras
+
+    steps = []
+    if translate:
+        steps.append(keras.layers.RandomTranslation(translate, translate, fill_mode="constant", seed=seed))
+    if flip:
+        steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    return keras.Sequential(steps, name="augmentation")
+
+
+def load(name="digits", split="train", *, image_size=None, channels=None, batch_size=32, augment=False,
+         shuffle=None, seed=0, data_dir=None, num_classes=None, flip=False):
+    """A ready ``tf.data`` pipeline for ``name``/``split`` (see the module docstring).
+
+    ``shuffle`` defaults to True for training splits; ``augment`` adds translation (and
+    ``flip``) while training.
+    """
+    arrays = load_arrays(name, split, data_dir)
+    training = str(split).startswith("train")
+    size = image_size or arrays.images.shape[1]
+    augment_fn = augmentation(size, flip=flip, seed=seed) if augment else None
+    return from_arrays(arrays.images, arrays.labels, num_classes=num_classes, image_size=image_size,
+                       channels=channels, batch_size=batch_size,
+                       shuffle=training if shuffle is None else shuffle, seed=seed, augment=augment_fn)
+
+
+def fashion_mnist_available(data_dir=None) -> bool:
+    """Whether Fashion-MNIST IDX files are on this machine (Debian's dataset-fashion-mnist)."""
+    directory = Path(data_dir or os.environ.get("KERAS_CNN_FASHION_MNIST", DEBIAN_FASHION_MNIST))
+    return directory.is_dir() and _find_idx(directory, "train", "images") is not None

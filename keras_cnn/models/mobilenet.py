@@ -1,0 +1,206 @@
+"""MobileNet v1, v2 and v3, with width multipliers, following torchvision / keras.applications.
+
+- v1: Howard et al., "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision
+  Applications", 2017, https://arxiv.org/abs/1704.04861 (Table 1; keras.applications.MobileNet).
+- v2: Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", CVPR 2018,
+  https://arxiv.org/abs/1801.04381 (Table 2; torchvision mobilenet_v2).
+- v3: Howard et al., "Searching for MobileNetV3", ICCV 2019, https://arxiv.org/abs/1905.02244
+  (Tables 1 and 2; torchvision mobilenet_v3_large/small).
+
+Designed for TFLite: static channel counts, Keras' own ``hard_swish`` / ``hard_sigmoid``, and
+stride-2 convolutions padded symmetrically like the reference code.
+
+Example:
+    >>> import keras_cnn
+    >>> model = keras_cnn.build("mobilenet_v3_small", num_classes=10)
+    >>> model.output_shape
+    (None, 10)
+"""
+
+from keras import layers
+
+from keras_cnn.blocks import (
+    check_range, conv_bn_act, feature_pooling, make_divisible, predictions, symmetric_conv, batch_norm,
+)
+from keras_cnn.layers.squeeze_excite import SqueezeExcite
+from keras_cnn.registry import Variant, register_model
+
+# --------------------------------------------------------------------------- MobileNet v1
+#: (stride, output channels) of the 13 depthwise-separable layers, Table 1 of the paper.
+V1_LAYERS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
+             (1, 512), (1, 512), (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024))
+
+
+@register_model(
+    family="mobilenet",
+    paper="MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications",
+    url="https://arxiv.org/abs/1704.04861", year=2017,
+    variants=[Variant("mobilenet_v1", params=4_231_976, macs=569e6, accuracy="top-1 70.9",
+                      follows="paper Table 1 / keras.applications.MobileNet",
+                      notes="alpha 0.75/0.5/0.25 give 2,585,560 / 1,331,592 / 470,072 params")],
+)
+def mobilenet_v1(*, inputs, num_classes, include_top, pooling, classifier_activation, alpha=1.0,
+                 depth_multiplier=1, dropout=1e-3, activation="relu6"):
+    """MobileNet v1: a 3x3 stem and 13 depthwise-separable layers, width multiplier ``alpha``.
+
+    Args:
+        alpha: width multiplier in [0.25, 1.0] (channels ``int(c * alpha)``, as keras.applications).
+        depth_multiplier: channel multiplier of the depthwise convolutions (resolution is set
+            with ``input_shape``).
+        dropout: dropout before the classifier.
+        activation: ``"relu6"`` (reference code) or ``"relu"`` (paper text).
+    """
+    check_range(alpha, 0.25, 1.0, "alpha", "mobilenet_v1")
+    if not isinstance(depth_multiplier, int) or depth_multiplier < 1:
+        raise ValueError(f"mobilenet_v1: depth_multiplier must be a positive integer, received {depth_multiplier!r}")
+    x = conv_bn_act(inputs, int(32 * alpha), 3, strides=2, activation=activation, name="stem")
+    for index, (stride, filters) in enumerate(V1_LAYERS, start=1):
+        x = symmetric_conv_dw(x, stride, depth_multiplier, name=f"block{index}_dw")
+        x = batch_norm(x, name=f"block{index}_dw_bn")
+        x = layers.Activation(activation, name=f"block{index}_dw_act")(x)
+        x = conv_bn_act(x, int(filters * alpha), 1, activation=activation, name=f"block{index}_pw")
+    if not include_top:
+        return feature_pooling(x, pooling)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    return predictions(x, num_classes, classifier_activation)
+
+
+def symmetric_conv_dw(x, strides, depth_multiplier=1, kernel_size=3, name=None):
+    """Depthwise conv (no bias) padded symmetrically like the reference implementations."""
+    pad = (kernel_size - 1) // 2
+    padding = "same"
+    if strides > 1:
+        x = layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+        padding = "valid"
+    return layers.DepthwiseConv2D(kernel_size, strides=strides, padding=padding,
+                                  depth_multiplier=depth_multiplier, use_bias=False, name=name)(x)
+
+
+# --------------------------------------------------------------------------- shared inverted residual
+def inverted_residual(x, *, expanded, filters, kernel_size, strides, activation, se=False, name):
+    """MobileNet v2/v3 block: 1x1 expand (skipped when not wider), depthwise, optional SE,
+    linear 1x1 projection, and a residual add when shapes agree."""
+    in_channels = x.shape[-1]
+    shortcut = x
+    if expanded != in_channels:
+        x = conv_bn_act(x, expanded, 1, activation=activation, name=f"{name}_expand")
+    x = symmetric_conv_dw(x, strides, kernel_size=kernel_size, name=f"{name}_dw")
+    x = batch_norm(x, name=f"{name}_dw_bn")
+    x = layers.Activation(activation, name=f"{name}_dw_act")(x)
+    if se:
+        x = SqueezeExcite(ratio=0.25, divisor=8, activation="relu", gate="hard_sigmoid", name=f"{name}_se")(x)
+    x = conv_bn_act(x, filters, 1, activation=None, name=f"{name}_project")
+    if strides == 1 and in_channels == filters:
+        x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return x
+
+
+# --------------------------------------------------------------------------- MobileNet v2
+#: (expansion t, channels c, repeats n, first stride s), Table 2 of the paper.
+V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+               (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+@register_model(
+    family="mobilenet",
+    paper="MobileNetV2: Inverted Residuals and Linear Bottlenecks",
+    url="https://arxiv.org/abs/1801.04381", year=2018,
+    variants=[Variant("mobilenet_v2", params=3_504_872, macs=301e6, accuracy="top-1 71.88 (torchvision)",
+                      follows="paper Table 2 / torchvision mobilenet_v2",
+                      notes="alpha 1.4 gives about 6.11M params")],
+)
+def mobilenet_v2(*, inputs, num_classes, include_top, pooling, classifier_activation, alpha=1.0,
+                 dropout=0.2):
+    """MobileNet v2: inverted residuals with linear bottlenecks.
+
+    Args:
+        alpha: width multiplier in [0.25, 2.0]; channels rounded with ``make_divisible(c * alpha, 8)``
+            and the last conv widened only for ``alpha > 1`` (as the reference code does).
+        dropout: dropout before the classifier.
+    """
+    check_range(alpha, 0.25, 2.0, "alpha", "mobilenet_v2")
+    x = conv_bn_act(inputs, make_divisible(32 * alpha), 3, strides=2, activation="relu6", name="stem")
+    block = 0
+    for t, c, n, s in V2_SETTINGS:
+        filters = make_divisible(c * alpha)
+        for i in range(n):
+            x = inverted_residual(x, expanded=x.shape[-1] * t, filters=filters, kernel_size=3,
+                                  strides=s if i == 0 else 1, activation="relu6", name=f"block{block}")
+            block += 1
+    last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
+    x = conv_bn_act(x, last, 1, activation="relu6", name="last_conv")
+    if not include_top:
+        return feature_pooling(x, pooling)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    return predictions(x, num_classes, classifier_activation)
+
+
+# --------------------------------------------------------------------------- MobileNet v3
+#: (kernel, expanded, out, squeeze-excite, activation, stride), Tables 1 and 2 of the paper.
+V3_LARGE = (
+    (3, 16, 16, False, "relu", 1), (3, 64, 24, False, "relu", 2), (3, 72, 24, False, "relu", 1),
+    (5, 72, 40, True, "relu", 2), (5, 120, 40, True, "relu", 1), (5, 120, 40, True, "relu", 1),
+    (3, 240, 80, False, "hard_swish", 2), (3, 200, 80, False, "hard_swish", 1),
+    (3, 184, 80, False, "hard_swish", 1), (3, 184, 80, False, "hard_swish", 1),
+    (3, 480, 112, True, "hard_swish", 1), (3, 672, 112, True, "hard_swish", 1),
+    (5, 672, 160, True, "hard_swish", 2), (5, 960, 160, True, "hard_swish", 1),
+    (5, 960, 160, True, "hard_swish", 1),
+)
+V3_SMALL = (
+    (3, 16, 16, True, "relu", 2), (3, 72, 24, False, "relu", 2), (3, 88, 24, False, "relu", 1),
+    (5, 96, 40, True, "hard_swish", 2), (5, 240, 40, True, "hard_swish", 1),
+    (5, 240, 40, True, "hard_swish", 1), (5, 120, 48, True, "hard_swish", 1),
+    (5, 144, 48, True, "hard_swish", 1), (5, 288, 96, True, "hard_swish", 2),
+    (5, 576, 96, True, "hard_swish", 1), (5, 576, 96, True, "hard_swish", 1),
+)
+V3_CONFIGS = {"large": (V3_LARGE, 1280), "small": (V3_SMALL, 1024)}
+
+
+@register_model(
+    family="mobilenet",
+    paper="Searching for MobileNetV3",
+    url="https://arxiv.org/abs/1905.02244", year=2019,
+    follows="paper Tables 1-2 / torchvision mobilenet_v3",
+    variants=[
+        Variant("mobilenet_v3_large", {"size": "large"}, params=5_483_032, macs=217e6,
+                accuracy="top-1 74.04 (torchvision)",
+                notes="width arithmetic of torchvision: alpha 0.75 gives 3,377,576 params "
+                      "(keras.applications' 3.99M keeps the 1280 head and scales expansions as "
+                      "ratios); minimalistic gives 3,924,288 (reference about 3.92M)"),
+        Variant("mobilenet_v3_small", {"size": "small"}, params=2_542_856, macs=57e6,
+                accuracy="top-1 67.67 (torchvision)",
+                notes="alpha 0.75 gives 1,653,920 (torchvision arithmetic; keras.applications' "
+                      "2.04M keeps the 1024 head); minimalistic 2,044,736 (reference about 2.04M); "
+                      "the 2.9M in older TF docs is stale"),
+    ],
+)
+def mobilenet_v3(*, inputs, num_classes, include_top, pooling, classifier_activation, size="large",
+                 alpha=1.0, minimalistic=False, dropout=0.2):
+    """MobileNet v3 Large or Small.
+
+    Args:
+        size: ``"large"`` or ``"small"`` (set by the registry name).
+        alpha: width multiplier in [0.25, 2.0]; every width, the head's included, is
+            ``make_divisible(c * alpha, 8)`` (torchvision).
+        minimalistic: the "minimalistic" models of the TF reference: no squeeze-excite, no
+            hard-swish, 3x3 depthwise kernels only.
+        dropout: dropout between the two head layers.
+    """
+    check_range(alpha, 0.25, 2.0, "alpha", "mobilenet_v3")
+    settings, last_channel = V3_CONFIGS[size]
+    hswish = "relu" if minimalistic else "hard_swish"
+    x = conv_bn_act(inputs, make_divisible(16 * alpha), 3, strides=2, activation=hswish, name="stem")
+    for index, (kernel, expanded, out, se, act, stride) in enumerate(settings):
+        if minimalistic:
+            kernel, se, act = 3, False, "relu"
+        x = inverted_residual(x, expanded=make_divisible(expanded * alpha), filters=make_divisible(out * alpha),
+                              kernel_size=kernel, strides=stride, activation=act, se=se, name=f"block{index}")
+    x = conv_bn_act(x, make_divisible(settings[-1][1] * alpha), 1, activation=hswish, name="last_conv")
+    if not include_top:
+        return feature_pooling(x, pooling)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = layers.Dense(make_divisible(last_channel * alpha), activation=hswish, name="head_dense")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    return predictions(x, num_classes, classifier_activation)
