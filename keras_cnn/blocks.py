@@ -8,7 +8,6 @@ feature map by half a pixel and would stop reference weights from giving the sam
 
 from __future__ import annotations
 
-import keras
 from keras import layers
 
 #: BatchNorm settings of torchvision/timm (PyTorch momentum 0.1 is Keras momentum 0.9).
@@ -58,6 +57,17 @@ def symmetric_conv(x, filters, kernel_size, *, strides=1, groups=1, dilation=1, 
         filters, (kh, kw), strides=strides, padding=conv_padding, groups=groups,
         dilation_rate=dilation, use_bias=use_bias, kernel_initializer=kernel_initializer, name=name,
     )(x)
+
+
+def symmetric_conv_dw(x, strides, depth_multiplier=1, kernel_size=3, name=None):
+    """Depthwise conv (no bias) padded symmetrically like the reference implementations."""
+    pad = (kernel_size - 1) // 2
+    padding = "same"
+    if strides > 1:
+        x = layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+        padding = "valid"
+    return layers.DepthwiseConv2D(kernel_size, strides=strides, padding=padding,
+                                  depth_multiplier=depth_multiplier, use_bias=False, name=name)(x)
 
 
 def batch_norm(x, name=None, epsilon=BN_EPSILON, gamma_initializer="ones"):
@@ -162,7 +172,7 @@ def check_range(value, low, high, what, name):
 
 
 __all__ = [
-    "BN_EPSILON", "BN_MOMENTUM", "make_divisible", "symmetric_conv", "batch_norm", "conv_bn_act",
+    "BN_EPSILON", "BN_MOMENTUM", "make_divisible", "symmetric_conv", "symmetric_conv_dw", "batch_norm", "conv_bn_act",
     "conv_act", "predictions", "pooled_head", "feature_pooling", "check_choice", "check_range",
     "check_positive_int", "max_pool",
 ]

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import keras
-import numpy as np
 
 from keras_cnn.layers.repvgg import RepVGGBlock, fold_batch_norm
 

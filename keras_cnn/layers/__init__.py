@@ -2,7 +2,7 @@
 (``package="keras_cnn"``) so ``.keras`` files that use them load after ``import keras_cnn``."""
 
 from keras_cnn.layers.activations import hard_sigmoid, hard_swish, lecun_tanh
-from keras_cnn.layers.channel_shuffle import ChannelShuffle
+from keras_cnn.layers.channel_shuffle import ChannelShuffle, ChannelSplit
 from keras_cnn.layers.drop_path import DropPath
 from keras_cnn.layers.lenet import LENET5_C3_TABLE, EuclideanRBF, PartialConv2D, TrainableSubsampling
 from keras_cnn.layers.lrn import LocalResponseNormalization
@@ -10,7 +10,7 @@ from keras_cnn.layers.repvgg import RepVGGBlock
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
 
 __all__ = [
-    "ChannelShuffle", "DropPath", "EuclideanRBF", "LENET5_C3_TABLE", "LocalResponseNormalization",
+    "ChannelShuffle", "ChannelSplit", "DropPath", "EuclideanRBF", "LENET5_C3_TABLE", "LocalResponseNormalization",
     "PartialConv2D", "RepVGGBlock", "SqueezeExcite", "TrainableSubsampling", "hard_sigmoid", "hard_swish",
     "lecun_tanh",
 ]

@@ -58,3 +58,24 @@ class ChannelShuffle(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "groups": self.groups}
+
+
+@keras.saving.register_keras_serializable(package="keras_cnn")
+class ChannelSplit(keras.layers.Layer):
+    """Split the channels in two halves (ShuffleNet v2's channel split, CSPNet's partial
+    stage); returns both. One SPLIT op in TFLite.
+
+    Example:
+        >>> import numpy as np
+        >>> left, right = ChannelSplit()(np.zeros((1, 2, 2, 8), "float32"))
+        >>> left.shape, right.shape
+        ((1, 2, 2, 4), (1, 2, 2, 4))
+    """
+
+    def call(self, inputs):
+        left, right = ops.split(inputs, 2, axis=-1)
+        return left, right
+
+    def compute_output_shape(self, input_shape):
+        half = (*input_shape[:-1], input_shape[-1] // 2)
+        return half, half

@@ -20,7 +20,7 @@ Example:
 from keras import layers
 
 from keras_cnn.blocks import (
-    check_range, conv_bn_act, feature_pooling, make_divisible, predictions, symmetric_conv, batch_norm,
+    batch_norm, check_range, conv_bn_act, feature_pooling, make_divisible, predictions, symmetric_conv_dw,
 )
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
 from keras_cnn.registry import Variant, register_model
@@ -64,17 +64,6 @@ def mobilenet_v1(*, inputs, num_classes, include_top, pooling, classifier_activa
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
     return predictions(x, num_classes, classifier_activation)
-
-
-def symmetric_conv_dw(x, strides, depth_multiplier=1, kernel_size=3, name=None):
-    """Depthwise conv (no bias) padded symmetrically like the reference implementations."""
-    pad = (kernel_size - 1) // 2
-    padding = "same"
-    if strides > 1:
-        x = layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-        padding = "valid"
-    return layers.DepthwiseConv2D(kernel_size, strides=strides, padding=padding,
-                                  depth_multiplier=depth_multiplier, use_bias=False, name=name)(x)
 
 
 # --------------------------------------------------------------------------- shared inverted residual

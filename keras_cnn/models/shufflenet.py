@@ -13,14 +13,13 @@ Example:
     (None, 10)
 """
 
-import keras
 from keras import layers
 
 from keras_cnn.blocks import (
     batch_norm, check_choice, check_range, conv_bn_act, feature_pooling, max_pool, predictions,
+    symmetric_conv_dw,
 )
-from keras_cnn.layers.channel_shuffle import ChannelShuffle
-from keras_cnn.models.mobilenet import symmetric_conv_dw
+from keras_cnn.layers.channel_shuffle import ChannelShuffle, ChannelSplit
 from keras_cnn.registry import Variant, register_model
 
 STAGE_REPEATS = (4, 8, 4)
@@ -102,19 +101,6 @@ def shufflenet_v1(*, inputs, num_classes, include_top, pooling, classifier_activ
 #: channels of stages 2-4 and conv5 for each width (Table 5 of the paper).
 V2_CHANNELS = {0.5: (48, 96, 192, 1024), 1.0: (116, 232, 464, 1024), 1.5: (176, 352, 704, 1024),
                2.0: (244, 488, 976, 2048)}
-
-
-@keras.saving.register_keras_serializable(package="keras_cnn")
-class ChannelSplit(layers.Layer):
-    """Split the channels in two halves (ShuffleNet v2's channel split); returns both."""
-
-    def call(self, inputs):
-        left, right = keras.ops.split(inputs, 2, axis=-1)  # one SPLIT op in TFLite
-        return left, right
-
-    def compute_output_shape(self, input_shape):
-        half = (*input_shape[:-1], input_shape[-1] // 2)
-        return half, half
 
 
 def shufflenet_v2_unit(x, *, out_channels, strides, name):

@@ -1,0 +1,124 @@
+"""CSPNet: cross-stage-partial versions of ResNet-50, ResNeXt-50 and Darknet-53.
+
+Wang et al., "CSPNet: A New Backbone that can Enhance Learning Capability of CNN", CVPRW 2020,
+https://arxiv.org/abs/1911.11929 (seed 000 section 22). Follows timm's ``cspnet.py``
+(``cspresnet50``, ``cspresnext50``, ``cspdarknet53``), whose ImageNet weights people use: each
+stage downsamples (3x3/2), expands with a 1x1, splits the channels in two, runs the residual
+blocks on one half only, and fuses both halves with 1x1 transitions.
+
+Example:
+    >>> import keras_cnn
+    >>> keras_cnn.build("cspdarknet53", num_classes=10).output_shape
+    (None, 10)
+"""
+
+from keras import layers
+
+from keras_cnn.blocks import check_choice, conv_bn_act, feature_pooling, max_pool, predictions
+from keras_cnn.layers.channel_shuffle import ChannelSplit
+from keras_cnn.registry import Variant, register_model
+
+def _act(x, name):
+    return layers.LeakyReLU(negative_slope=0.01, name=name)(x)
+
+
+def cbl(x, filters, kernel_size, *, strides=1, groups=1, activation=True, name):
+    """Conv (no bias) - BN - LeakyReLU (timm ConvNormAct with leaky_relu)."""
+    x = conv_bn_act(x, filters, kernel_size, strides=strides, groups=groups, activation=None, name=name)
+    return _act(x, f"{name}_act") if activation else x
+
+
+def csp_bottleneck(x, filters, bottle_ratio, groups, name):
+    """ResNet bottleneck of the CSP stage: 1x1, 3x3 (grouped), 1x1, add, activation."""
+    mid = int(round(filters * bottle_ratio))
+    y = cbl(x, mid, 1, name=f"{name}_conv1")
+    y = cbl(y, mid, 3, groups=groups, name=f"{name}_conv2")
+    y = cbl(y, filters, 1, activation=False, name=f"{name}_conv3")
+    return _act(layers.Add(name=f"{name}_add")([x, y]), f"{name}_out")
+
+
+def dark_block(x, filters, bottle_ratio, groups, name):
+    """Darknet residual of the CSP stage: 1x1 then 3x3, added to the input (no activation after)."""
+    mid = int(round(filters * bottle_ratio))
+    y = cbl(x, mid, 1, name=f"{name}_conv1")
+    y = cbl(y, filters, 3, groups=groups, name=f"{name}_conv2")
+    return layers.Add(name=f"{name}_add")([x, y])
+
+
+BLOCK_TYPES = {"bottleneck": csp_bottleneck, "dark": dark_block}
+
+
+def csp_stage(x, out_channels, *, strides, depth, expand_ratio, bottle_ratio, block_ratio, groups, down_growth,
+              cross_linear, block_type, name):
+    """One cross-stage-partial stage (timm ``CrossStage``)."""
+    if strides != 1:
+        down = out_channels if down_growth else x.shape[-1]
+        x = cbl(x, down, 3, strides=strides, groups=groups, name=f"{name}_down")
+    expanded = int(round(out_channels * expand_ratio))
+    block_out = int(round(out_channels * block_ratio))
+    x = cbl(x, expanded, 1, activation=not cross_linear, name=f"{name}_expand")
+    cross, blocks = ChannelSplit(name=f"{name}_split")(x)
+    if block_out != blocks.shape[-1]:
+        raise ValueError(f"cspnet: {name} blocks take {blocks.shape[-1]} channels but produce {block_out}")
+    for i in range(depth):
+        blocks = BLOCK_TYPES[block_type](blocks, block_out, bottle_ratio, groups, f"{name}_block{i + 1}")
+    blocks = cbl(blocks, expanded // 2, 1, name=f"{name}_transition_b")
+    x = layers.Concatenate(name=f"{name}_concat")([cross, blocks])
+    return cbl(x, out_channels, 1, name=f"{name}_transition")
+
+
+def _per_stage(value, stages):
+    value = value if isinstance(value, (tuple, list)) else (value,)
+    return tuple(value) + (value[-1],) * (stages - len(value))
+
+
+CSP_VARIANTS = {
+    "cspresnet50": dict(stem=(64, 7, "max"), depths=(3, 3, 5, 2), widths=(128, 256, 512, 1024), strides=(1, 2),
+                        expand_ratio=2.0, bottle_ratio=0.5, block_ratio=1.0, cross_linear=True),
+    "cspresnext50": dict(stem=(64, 7, "max"), depths=(3, 3, 5, 2), widths=(256, 512, 1024, 2048), strides=(1, 2),
+                         groups=32, expand_ratio=1.0, bottle_ratio=1.0, block_ratio=0.5, cross_linear=True),
+    "cspdarknet53": dict(stem=(32, 3, None), depths=(1, 2, 8, 8, 4), widths=(64, 128, 256, 512, 1024), strides=2,
+                         expand_ratio=(2.0, 1.0), bottle_ratio=(0.5, 1.0), block_ratio=(1.0, 0.5), down_growth=True,
+                         block_type="dark"),
+}
+CSP_REFERENCE = {"cspresnet50": (21.62e6, 4.54e9, "79.6"), "cspresnext50": (20.57e6, 4.05e9, "80.5"),
+                 "cspdarknet53": (27.64e6, 6.57e9, "80.1")}
+
+
+@register_model(
+    family="cspnet",
+    paper="CSPNet: A New Backbone that can Enhance Learning Capability of CNN",
+    url="https://arxiv.org/abs/1911.11929", year=2020, input_shape=(256, 256, 3),
+    follows="timm cspnet.py (CrossStage; leaky ReLU 0.01)",
+    variants=[Variant(name, config, params=int(ref[0]), params_tolerance=0.005, macs=ref[1],
+                      accuracy=f"top-1 {ref[2]} (timm)",
+                      notes="REFERENCE.md gives millions (timm); the exact count is in docs/MODELS.md")
+              for name, config in CSP_VARIANTS.items() for ref in [CSP_REFERENCE[name]]],
+)
+def cspnet(*, inputs, num_classes, include_top, pooling, classifier_activation, stem=(64, 7, "max"),
+           depths=(3, 3, 5, 2), widths=(128, 256, 512, 1024), strides=(1, 2), groups=1, expand_ratio=1.0,
+           bottle_ratio=1.0, block_ratio=1.0, down_growth=False, cross_linear=False, block_type="bottleneck"):
+    """A CSP network: stem, then one :func:`csp_stage` per entry of ``depths``.
+
+    Per-stage arguments (``strides``, ``expand_ratio``, ``bottle_ratio``, ``block_ratio``) take a
+    value or a tuple whose last value repeats (timm's convention).
+    """
+    check_choice(block_type, tuple(BLOCK_TYPES), "block_type", "cspnet")
+    if len(depths) != len(widths):
+        raise ValueError(f"cspnet: depths {depths} and widths {widths} must have one entry per stage")
+    stem_channels, stem_kernel, stem_pool = stem
+    stride = 2 if stem_pool else 1
+    x = cbl(inputs, stem_channels, stem_kernel, strides=stride, name="stem")
+    if stem_pool:
+        x = max_pool(x, 3, 2, padding=1, name="stem_pool")
+    n = len(depths)
+    per_stage = zip(depths, widths, _per_stage(strides, n), _per_stage(expand_ratio, n), _per_stage(bottle_ratio, n),
+                    _per_stage(block_ratio, n))
+    for stage, (depth, width, s, er, br, blr) in enumerate(per_stage, start=1):
+        x = csp_stage(x, width, strides=s, depth=depth, expand_ratio=er, bottle_ratio=br, block_ratio=blr,
+                      groups=groups, down_growth=down_growth, cross_linear=cross_linear, block_type=block_type,
+                      name=f"stage{stage}")
+    if not include_top:
+        return feature_pooling(x, pooling)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return predictions(x, num_classes, classifier_activation)
