@@ -46,6 +46,7 @@ class Variant:
     params_tolerance: float = 0.0
     macs: float | None = None
     input_shape: tuple | None = None
+    min_input_size: int | None = None
     num_classes: int | None = None
     accuracy: str = ""
     follows: str = ""
@@ -118,7 +119,7 @@ def register_model(
                 url=url,
                 year=year,
                 input_shape=tuple(v.input_shape or input_shape),
-                min_input_size=min_input_size,
+                min_input_size=v.min_input_size or min_input_size,
                 num_classes=v.num_classes or num_classes,
                 params=v.params,
                 params_tolerance=v.params_tolerance,

@@ -14,20 +14,23 @@ from keras_cnn.layers import (
     PartialConv2D, RepVGGBlock, SqueezeExcite, TrainableSubsampling, hard_sigmoid, hard_swish,
     lecun_tanh,
 )
+import keras_cnn.layers as keras_cnn_layers
 from keras_cnn.layers.activations import h_sigmoid_reference, h_swish_reference
 
 
 def roundtrip(layer, x, tmp_path):
     """Save a model holding ``layer`` as .keras, load it back, return both outputs."""
     inputs = keras.Input(shape=x.shape[1:])
-    model = keras.Model(inputs, layer(inputs))
+    outputs = layer(inputs)
+    model = keras.Model(inputs, list(outputs) if isinstance(outputs, tuple) else outputs)
     if any(isinstance(l, keras.layers.BatchNormalization) for l in _sublayers(layer)):
         randomize_batch_norm(layer)
-    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    expected = np.concatenate([np.ravel(keras.ops.convert_to_numpy(o)) for o in keras.tree.flatten(model(x, training=False))])
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    return expected, keras.ops.convert_to_numpy(loaded(x, training=False))
+    got = np.concatenate([np.ravel(keras.ops.convert_to_numpy(o)) for o in keras.tree.flatten(loaded(x, training=False))])
+    return expected, got
 
 
 def _sublayers(layer):
@@ -235,6 +238,8 @@ ROUNDTRIP_CASES = {
     "subsampling": (lambda: TrainableSubsampling(), (2, 8, 8, 6)),
     "partial_conv": (lambda: PartialConv2D(LENET5_C3_TABLE, 5), (2, 14, 14, 6)),
     "rbf": (lambda: EuclideanRBF(10, as_logits=True), (2, 84)),
+    "adaptive_pool": (lambda: keras_cnn_layers.AdaptiveAveragePooling2D(4), (2, 10, 10, 3)),
+    "channel_split": (lambda: keras_cnn_layers.ChannelSplit(), (2, 3, 3, 8)),
 }
 
 
@@ -244,3 +249,19 @@ def test_layer_keras_roundtrip_is_exact(case, tmp_path, rng):
     x = rng.normal(size=shape).astype("float32")
     expected, loaded = roundtrip(make(), x, tmp_path)
     np.testing.assert_array_equal(expected, loaded)
+
+
+# ---------------------------------------------------------------- adaptive average pooling
+@pytest.mark.parametrize("size,out", [(13, 6), (6, 6), (14, 7), (3, 7), (10, 4)])
+def test_adaptive_average_pooling_matches_pytorch_bins(size, out, rng):
+    from keras_cnn.layers import AdaptiveAveragePooling2D
+
+    x = rng.normal(size=(2, size, size, 3)).astype("float32")
+    got = keras.ops.convert_to_numpy(AdaptiveAveragePooling2D(out)(x))
+    expected = np.zeros((2, out, out, 3), "float32")
+    for i in range(out):
+        for j in range(out):
+            r0, r1 = (i * size) // out, -(-((i + 1) * size) // out)
+            c0, c1 = (j * size) // out, -(-((j + 1) * size) // out)
+            expected[:, i, j] = x[:, r0:r1, c0:c1].mean(axis=(1, 2))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

@@ -1,6 +1,7 @@
 """Custom layers of keras_cnn, one concept a file. Each is registered serializable
 (``package="keras_cnn"``) so ``.keras`` files that use them load after ``import keras_cnn``."""
 
+from keras_cnn.layers.adaptive_pool import AdaptiveAveragePooling2D
 from keras_cnn.layers.activations import hard_sigmoid, hard_swish, lecun_tanh
 from keras_cnn.layers.channel_shuffle import ChannelShuffle, ChannelSplit
 from keras_cnn.layers.drop_path import DropPath
@@ -10,7 +11,7 @@ from keras_cnn.layers.repvgg import RepVGGBlock
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
 
 __all__ = [
-    "ChannelShuffle", "ChannelSplit", "DropPath", "EuclideanRBF", "LENET5_C3_TABLE", "LocalResponseNormalization",
+    "AdaptiveAveragePooling2D", "ChannelShuffle", "ChannelSplit", "DropPath", "EuclideanRBF", "LENET5_C3_TABLE", "LocalResponseNormalization",
     "PartialConv2D", "RepVGGBlock", "SqueezeExcite", "TrainableSubsampling", "hard_sigmoid", "hard_swish",
     "lecun_tanh",
 ]

@@ -1,5 +1,5 @@
 """Model families, one file each; importing this package registers every variant."""
 
 from keras_cnn.models import (  # noqa: F401
-    cspnet, darknet, densenet, lenet, mobilenet, repvgg, resnet, shufflenet, squeezenet, vovnet,
+    alexnet, cspnet, darknet, densenet, lenet, mobilenet, nin, repvgg, resnet, shufflenet, squeezenet, vgg, vovnet,
 )
