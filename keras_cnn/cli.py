@@ -78,7 +78,7 @@ def cmd_summary(args):
 def cmd_demo(args):
     from keras_cnn.demo import run_demo
 
-    run_demo(args.model, epochs=args.epochs, output_dir=args.output)
+    run_demo(args.model, epochs=args.epochs, output_dir=args.output, export=not args.no_export)
     return 0
 
 
@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="train mobilenet_v3_small on the bundled digits and report test accuracy")
     p.add_argument("--model", default="mobilenet_v3_small")
     p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--output", default="savedmodels", help="folder for the trained model")
+    p.add_argument("--output", default="savedmodels", help="folder for the trained model and exports")
+    p.add_argument("--no-export", action="store_true", help="skip the SavedModel / int8 TFLite export")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -44,17 +44,20 @@ def rng():
     return np.random.default_rng(0)
 
 
-def digits_fit_lowers_loss(name, size, epochs=3, channels=1, batch_size=32, lr=2e-3, **build_kwargs):
-    """Train ``name`` on scikit-learn's real digits at ``size`` and return (loss before, after)
-    on the held-out test split, evaluated in inference mode."""
+def digits_fit_lowers_loss(name, size, epochs=3, channels=1, batch_size=32, lr=2e-3, train_images=None,
+                           **build_kwargs):
+    """Train ``name`` on scikit-learn's real digits at ``size`` (optionally on the first
+    ``train_images`` training images) and return (loss before, loss after, accuracy) on the
+    held-out test split, evaluated in inference mode."""
     import keras
 
     import keras_cnn
     from keras_cnn import data
 
     keras.utils.set_random_seed(0)
-    train_arrays, test_arrays = data.load_arrays("digits", "train"), data.load_arrays("digits", "test")
-    train = data.from_arrays(*train_arrays[:2], image_size=size, channels=channels, batch_size=batch_size)
+    train_arrays, test_arrays = _digits("train"), _digits("test")
+    images, labels = train_arrays[0][:train_images], train_arrays[1][:train_images]
+    train = data.from_arrays(images, labels, image_size=size, channels=channels, batch_size=batch_size)
     test = data.from_arrays(*test_arrays[:2], image_size=size, channels=channels, batch_size=128, shuffle=False)
     model = keras_cnn.build(name, num_classes=10, input_shape=(size, size, channels), **build_kwargs)
     model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -62,3 +65,15 @@ def digits_fit_lowers_loss(name, size, epochs=3, channels=1, batch_size=32, lr=2
     model.fit(train, epochs=epochs, verbose=0)
     after, accuracy = model.evaluate(test, verbose=0)
     return before, after, accuracy
+
+
+_DIGITS = {}
+
+
+def _digits(split):
+    """scikit-learn digits, loaded once per test process."""
+    from keras_cnn import data
+
+    if split not in _DIGITS:
+        _DIGITS[split] = data.load_arrays("digits", split)
+    return _DIGITS[split]

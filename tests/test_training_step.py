@@ -6,10 +6,16 @@ import pytest
 
 import keras_cnn
 
-# small enough to take a step in seconds at reduced input, one per family
+# one per family, at reduced input so a step takes seconds
 REPRESENTATIVE = {
-    "lenet5": (32, 32, 1),
-    "lenet": (28, 28, 1),
+    "lenet5": (32, 32, 1), "lenet": (28, 28, 1), "alexnet": (67, 67, 1), "zfnet": (53, 53, 3),
+    "vgg11_bn": (32, 32, 3), "nin": (67, 67, 1), "googlenet": (64, 64, 3), "inception_v2": (32, 32, 3),
+    "inception_v3": (75, 75, 3), "inception_v4": (75, 75, 3), "inception_resnet_v1": (75, 75, 3),
+    "xception": (71, 71, 3), "resnet18": (32, 32, 3), "resnet50_v2": (32, 32, 3), "resnet20": (32, 32, 3),
+    "se_resnext50_32x4d": (32, 32, 3), "densenet_bc_100_k12": (32, 32, 3), "cspresnext50": (64, 64, 3),
+    "darknet19": (32, 32, 3), "darknet53": (32, 32, 3), "vovnet39": (32, 32, 3), "mobilenet_v1": (32, 32, 3),
+    "mobilenet_v2": (32, 32, 3), "mobilenet_v3_small": (32, 32, 1), "shufflenet_v1_g3": (32, 32, 3),
+    "shufflenet_v2_x0_5": (32, 32, 3), "squeezenet1_1": (32, 32, 3), "repvgg_a0": (32, 32, 3),
 }
 
 
@@ -25,7 +31,7 @@ def test_one_step_gives_finite_loss_and_gradients(name):
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
     with tf.GradientTape() as tape:
         out = model(x, training=True)
-        outs = out if isinstance(out, (list, tuple)) else [out]
+        outs = keras.tree.flatten(out)
         loss = sum(loss_fn(y, o) for o in outs)
     grads = tape.gradient(loss, model.trainable_weights)
     assert np.isfinite(float(loss))
@@ -36,7 +42,7 @@ def test_one_step_gives_finite_loss_and_gradients(name):
     assert np.isfinite(model.train_on_batch(x, y))
 
 
-@pytest.mark.parametrize("name", sorted(REPRESENTATIVE))
+@pytest.mark.parametrize("name", ["lenet5", "lenet"])  # the other families round-trip in their own files
 def test_model_keras_roundtrip(name, tmp_path):
     model = keras_cnn.build(name, input_shape=REPRESENTATIVE[name], num_classes=10)
     x = np.random.default_rng(1).uniform(0, 1, (2,) + REPRESENTATIVE[name]).astype("float32")

@@ -168,6 +168,14 @@ def aux_loss_weights(model):
     return {name: (1.0 if name == "predictions" else AUX_LOSS_WEIGHT) for name in model.output_names}
 
 
+def aux_compile_args(model, loss="sparse_categorical_crossentropy"):
+    """``loss`` and ``loss_weights`` for ``model.compile`` of a model with auxiliary heads::
+
+        model.compile(optimizer, **aux_compile_args(model), metrics={"predictions": ["accuracy"]})
+    """
+    return {"loss": {name: loss for name in model.output_names}, "loss_weights": aux_loss_weights(model)}
+
+
 def aux_targets(dataset, model):
     """Map a ``(image, label)`` dataset to ``(image, {output: label})`` for a multi-output model."""
     names = list(model.output_names)

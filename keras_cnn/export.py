@@ -1,0 +1,330 @@
+"""Export to SavedModel and TFLite, verified, written atomically.
+
+- :func:`export_saved_model`: a SavedModel whose ``serving_default`` signature takes uint8
+  images ``[batch, H, W, C]`` (scaled to [0, 1] inside, the normalization every keras_cnn model
+  is documented with) and returns class probabilities, plus ``serving_float`` taking float32
+  images in [0, 1].
+- :func:`export_tflite`: ``quantize`` None (float32), ``"float16"``, ``"dynamic"`` or
+  ``"int8"`` (full integer with a representative dataset; ``int8_io=True`` makes the input and
+  output int8 too). The model is exported from a float32 clone (mixed-precision models work),
+  RepVGG blocks are fused and Conv+BN pairs folded first, the batch size is fixed (static
+  shapes), and only builtin ops are allowed: a graph that needs a Flex op fails loudly.
+
+Every export checks itself and writes ``<file>.json`` beside it: ops, Flex and dynamic-shape
+ops found, the share of ops XNNPACK takes, file size, max abs difference vs Keras (float) or
+top-1 agreement (int8), input spec and normalization, class names. Files are written under a
+temporary name and renamed, so a failed export leaves nothing behind.
+
+Example:
+    >>> import keras_cnn
+    >>> from keras_cnn.export import export_tflite
+    >>> model = keras_cnn.build("mobilenet_v3_small", num_classes=10, input_shape=(64, 64, 3))
+    >>> report = export_tflite(model, "savedmodels/mnv3/model.tflite")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+QUANTIZE_MODES = (None, "float16", "dynamic", "int8")
+DYNAMIC_SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK")
+NORMALIZATION = "float32 in [0, 1] (uint8 / 255)"
+
+
+class ExportError(RuntimeError):
+    """An export that converted but failed its own checks (or could not convert)."""
+
+
+# --------------------------------------------------------------------------- preparation
+def float32_clone(model):
+    """A float32 copy of ``model`` (same layers, names and weights), whatever its dtype policy."""
+    def clone_layer(layer):
+        config = layer.get_config()
+        if "dtype" in config:
+            config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    for source, target in zip(model.layers, clone.layers):
+        if source.weights:
+            target.set_weights([np.asarray(w, dtype="float32") for w in source.get_weights()])
+    return clone
+
+
+def deployable(model, fold_batch_norm=True):
+    """float32 clone -> RepVGG fused -> Conv+BN folded: the graph a phone should run."""
+    from keras_cnn.fusion import reparameterize
+
+    return reparameterize(float32_clone(model), fold_batch_norm=fold_batch_norm)
+
+
+def _static_input_shape(model, batch_size):
+    shape = tuple(model.inputs[0].shape[1:])
+    if any(d is None for d in shape):
+        raise ValueError(f"export needs a static input shape, the model has {tuple(model.inputs[0].shape)}; "
+                         "build it with input_shape=(H, W, C)")
+    return (batch_size, *shape)
+
+
+# --------------------------------------------------------------------------- atomic writes
+def _atomic_dir(target: Path):
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+
+
+def _commit_dir(tmp: Path, target: Path):
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+def _write_atomic(path: Path, data: bytes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _write_report(path: Path, report: dict):
+    _write_atomic(Path(f"{path}.json"), json.dumps(report, indent=2, default=str).encode())
+
+
+def _sample_batch(shape, seed=0):
+    return np.random.default_rng(seed).uniform(0, 1, shape).astype("float32")
+
+
+# --------------------------------------------------------------------------- SavedModel
+def export_saved_model(model, path, *, include_preprocessing=True, class_names=None, verify=True):
+    """Write a SavedModel (uint8 ``serving_default`` + float ``serving_float``) and its report."""
+    import tensorflow as tf
+
+    path = Path(path)
+    clone = float32_clone(model)
+    height, width, channels = _static_input_shape(clone, 1)[1:]
+    archive = keras.export.ExportArchive()
+    archive.track(clone)
+
+    def float_fn(images):
+        return clone(images, training=False)
+
+    def uint8_fn(images):
+        return clone(tf.cast(images, tf.float32) / 255.0, training=False)
+
+    float_spec = tf.TensorSpec([None, height, width, channels], tf.float32, name="images")
+    uint8_spec = tf.TensorSpec([None, height, width, channels], tf.uint8, name="images")
+    archive.add_endpoint("serving_float", float_fn, input_signature=[float_spec])
+    if include_preprocessing:
+        archive.add_endpoint("serving_default", uint8_fn, input_signature=[uint8_spec])
+    tmp = _atomic_dir(path)
+    try:
+        archive.write_out(str(tmp), verbose=False)
+        report = {"format": "saved_model", "path": str(path), "signatures": ["serving_float"] +
+                  (["serving_default"] if include_preprocessing else []),
+                  "input": {"shape": [None, height, width, channels],
+                            "serving_default": "uint8 [0, 255]", "serving_float": NORMALIZATION},
+                  "class_names": list(class_names) if class_names else None}
+        if verify:
+            report["max_abs_diff_vs_keras"] = _verify_saved_model(tmp, clone, (4, height, width, channels))
+        _commit_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _write_report(path, report)
+    return report
+
+
+def _verify_saved_model(directory, model, shape):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(directory))
+    x = _sample_batch(shape)
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    diff = float(np.abs(loaded.serving_float(tf.constant(x)).numpy() - expected).max())
+    if hasattr(loaded, "serving_default"):
+        x8 = np.round(x * 255).astype("uint8")
+        expected8 = keras.ops.convert_to_numpy(model(x8.astype("float32") / 255.0, training=False))
+        diff = max(diff, float(np.abs(loaded.serving_default(tf.constant(x8)).numpy() - expected8).max()))
+    if diff > 1e-4:
+        raise ExportError(f"SavedModel outputs differ from Keras by {diff:.3g} (> 1e-4)")
+    return diff
+
+
+# --------------------------------------------------------------------------- TFLite
+def export_tflite(model, path, *, quantize=None, representative_data=None, batch_size=1, int8_io=False,
+                  class_names=None, fold_batch_norm=True, verify=True, verify_data=None, tolerance=None):
+    """Convert ``model`` to a ``.tflite`` file, verify it, write it and its JSON report atomically.
+
+    Args:
+        quantize: None (float32), ``"float16"``, ``"dynamic"`` (int8 weights) or ``"int8"``.
+        representative_data: for int8, float32 images in [0, 1] (an array or an iterable of
+            batches); default: a batch drawn from ``keras_cnn.data`` digits at the model's size.
+        batch_size: the fixed batch dimension of the file.
+        int8_io: with ``"int8"``, make the input and output tensors int8 as well.
+        verify_data: float images to compare Keras and TFLite on (default: a random batch).
+        tolerance: max abs difference of probabilities allowed (float32 1e-4, float16 1e-2,
+            dynamic 5e-2); int8 reports top-1 agreement instead.
+
+    Returns:
+        the report dict (also written to ``<path>.json``).
+    """
+    import tensorflow as tf
+
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {list(QUANTIZE_MODES)}, received {quantize!r}")
+    path = Path(path)
+    prepared = deployable(model, fold_batch_norm=fold_batch_norm)
+    shape = _static_input_shape(prepared, batch_size)
+    archive = keras.export.ExportArchive()
+    archive.track(prepared)
+    archive.add_endpoint("serve", lambda images: prepared(images, training=False),
+                         input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
+    with tempfile.TemporaryDirectory() as saved:
+        archive.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantize == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        elif quantize == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = _representative(representative_data, shape)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if int8_io:
+                converter.inference_input_type = tf.int8
+                converter.inference_output_type = tf.int8
+        try:
+            flatbuffer = converter.convert()
+        except Exception as error:
+            raise ExportError(f"TFLite conversion with builtin ops only failed: {error}") from error
+    report = inspect_tflite(flatbuffer)
+    report.update({"format": "tflite", "path": str(path), "quantize": quantize or "float32",
+                   "size_bytes": len(flatbuffer), "input": {"shape": list(shape), "normalization": NORMALIZATION,
+                                                          "int8_io": bool(int8_io)},
+                   "class_names": list(class_names) if class_names else None})
+    if report["flex_ops"] or report["dynamic_shape_ops"]:
+        raise ExportError(f"{path.name}: Flex ops {report['flex_ops']} / dynamic-shape ops "
+                          f"{report['dynamic_shape_ops']} in the converted graph; nothing was written")
+    if verify:
+        x = _sample_batch(shape) if verify_data is None else np.asarray(verify_data, "float32")
+        expected = _keras_predict(prepared, x)
+        got = run_tflite(flatbuffer, x)
+        if quantize == "int8":
+            report["top1_agreement_vs_keras"] = float(np.mean(expected.argmax(-1) == got.argmax(-1)))
+        else:
+            diff = float(np.abs(got - expected).max())
+            report["max_abs_diff_vs_keras"] = diff
+            limit = tolerance if tolerance is not None else {None: 1e-4, "float16": 1e-2, "dynamic": 5e-2}[quantize]
+            if diff > limit:
+                raise ExportError(f"{path.name}: TFLite probabilities differ from Keras by {diff:.3g} (> {limit})")
+    _write_atomic(path, flatbuffer)
+    _write_report(path, report)
+    return report
+
+
+def _keras_predict(model, x):
+    return np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + 64], training=False))
+                           for i in range(0, len(x), 64)])
+
+
+def _representative(data, shape):
+    if data is None:
+        from keras_cnn import data as datasets
+
+        arrays = datasets.load_arrays("digits", "train")
+        data = datasets.prepare_images(arrays.images[:200], image_size=shape[1:3], channels=shape[3]).numpy()
+    data = np.asarray(data, "float32") if not callable(data) else data
+
+    def generator():
+        source = data() if callable(data) else data
+        for i in range(0, len(source) - shape[0] + 1, shape[0]):
+            yield [np.asarray(source[i:i + shape[0]], "float32")]
+    return generator
+
+
+# --------------------------------------------------------------------------- inspection and running
+def _interpreter(flatbuffer, num_threads=None, xnnpack=True):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return Interpreter(model_content=flatbuffer, num_threads=num_threads, experimental_op_resolver_type=resolver)
+
+
+def inspect_tflite(flatbuffer) -> dict:
+    """Op list, Flex and dynamic-shape ops, and the share of ops the XNNPACK delegate takes.
+
+    With a delegate applied, the interpreter keeps the original nodes and appends one DELEGATE
+    node per partition; an original node belongs to a partition when it lies on a path from
+    that DELEGATE node's outputs back to its inputs.
+    """
+    interpreter = _interpreter(flatbuffer, xnnpack=True)
+    interpreter.allocate_tensors()
+    nodes = interpreter._get_ops_details()
+    original = [n for n in nodes if n["op_name"] != "DELEGATE"]
+    producer = {int(t): n["index"] for n in original for t in n["outputs"]}
+    inputs_of = {n["index"]: [int(t) for t in n["inputs"] if t >= 0] for n in original}
+    delegated = set()
+    for node in (n for n in nodes if n["op_name"] == "DELEGATE"):
+        boundary = {int(t) for t in node["inputs"]}
+        stack = [int(t) for t in node["outputs"]]
+        while stack:
+            tensor = stack.pop()
+            if tensor in boundary or tensor not in producer or producer[tensor] in delegated:
+                continue
+            delegated.add(producer[tensor])
+            stack.extend(inputs_of[producer[tensor]])
+    ops = [n["op_name"] for n in original]
+    counts = {name: ops.count(name) for name in sorted(set(ops))}
+    return {"ops": counts, "op_count": len(ops),
+            "flex_ops": sorted({o for o in ops if o.startswith("Flex") or o == "CUSTOM"}),
+            "dynamic_shape_ops": sorted({o for o in ops if o in DYNAMIC_SHAPE_OPS}),
+            "xnnpack_delegated_fraction": round(len(delegated) / max(1, len(ops)), 4),
+            "ops_not_delegated": sorted({n["op_name"] for n in original if n["index"] not in delegated})}
+
+
+def run_tflite(flatbuffer_or_path, images, num_threads=None) -> np.ndarray:
+    """Run a ``.tflite`` model on float images in [0, 1], batch by batch; returns float outputs
+    (int8 inputs/outputs are quantized/dequantized with the file's own scales)."""
+    flatbuffer = Path(flatbuffer_or_path).read_bytes() if isinstance(flatbuffer_or_path, (str, Path)) \
+        else flatbuffer_or_path
+    interpreter = _interpreter(flatbuffer, num_threads=num_threads)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    batch = inp["shape"][0]
+    images = np.asarray(images, "float32")
+    outputs = []
+    for start in range(0, len(images), batch):
+        chunk = images[start:start + batch]
+        pad = batch - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+        if inp["dtype"] != np.float32:
+            scale, zero = inp["quantization"]
+            chunk = np.clip(np.round(chunk / scale + zero), -128, 127).astype(inp["dtype"])
+        interpreter.set_tensor(inp["index"], chunk)
+        interpreter.invoke()
+        result = interpreter.get_tensor(out["index"])
+        if out["dtype"] != np.float32:
+            scale, zero = out["quantization"]
+            result = (result.astype("float32") - zero) * scale
+        outputs.append(result[:batch - pad] if pad else result)
+    return np.concatenate(outputs)

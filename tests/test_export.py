@@ -1,0 +1,72 @@
+"""Export: SavedModel signatures, TFLite modes with builtin ops only, reports, atomic writes."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from conftest import randomize_batch_norm
+
+import keras_cnn
+from keras_cnn.export import ExportError, export_saved_model, export_tflite, run_tflite
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    model = keras_cnn.build("mobilenet_v3_small", num_classes=10, input_shape=(32, 32, 3))
+    randomize_batch_norm(model, seed=1)
+    return model
+
+
+def test_tflite_float32_matches_keras_and_runs_on_xnnpack(small_model, tmp_path):
+    path = tmp_path / "m.tflite"
+    report = export_tflite(small_model, path)
+    assert path.exists() and json.loads((tmp_path / "m.tflite.json").read_text())["quantize"] == "float32"
+    assert report["flex_ops"] == [] and report["dynamic_shape_ops"] == []
+    assert report["xnnpack_delegated_fraction"] == 1.0 and report["ops_not_delegated"] == []
+    assert "HARD_SWISH" in report["ops"] and report["max_abs_diff_vs_keras"] <= 1e-4
+    x = np.random.default_rng(5).uniform(0, 1, (3, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(run_tflite(path, x), small_model.predict(x, verbose=0), atol=1e-4)
+
+
+def test_tflite_int8_reports_top1_agreement(small_model, tmp_path):
+    report = export_tflite(small_model, tmp_path / "m_int8.tflite", quantize="int8")
+    assert 0.0 <= report["top1_agreement_vs_keras"] <= 1.0 and report["quantize"] == "int8"
+    assert report["flex_ops"] == [] and report["size_bytes"] < (tmp_path / "m_int8.tflite").stat().st_size + 1
+
+
+def test_saved_model_signatures_match_keras(small_model, tmp_path):
+    import tensorflow as tf
+
+    report = export_saved_model(small_model, tmp_path / "sm", class_names=[str(i) for i in range(10)])
+    assert report["max_abs_diff_vs_keras"] <= 1e-4
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
+    probabilities = loaded.signatures["serving_default"](images=tf.constant(images))
+    out = list(probabilities.values())[0].numpy()
+    np.testing.assert_allclose(out, small_model.predict(images.astype("float32") / 255, verbose=0), atol=1e-4)
+    np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-5)
+
+
+@keras.saving.register_keras_serializable(package="keras_cnn_tests")
+class LogGamma(keras.layers.Layer):
+    """No builtin TFLite kernel exists for lgamma: conversion must fail."""
+
+    def call(self, x):
+        import tensorflow as tf
+
+        return tf.math.lgamma(x + 1.0)
+
+
+def test_failed_export_raises_and_leaves_nothing(tmp_path):
+    inputs = keras.Input((8, 8, 1))
+    x = LogGamma()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x)))
+    with pytest.raises(ExportError, match="builtin ops only"):
+        export_tflite(model, tmp_path / "bad.tflite")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_quantize_mode():
+    with pytest.raises(ValueError, match=r"quantize must be one of \[None, 'float16', 'dynamic', 'int8'\]"):
+        export_tflite(keras_cnn.build("lenet"), "/tmp/never.tflite", quantize="int4")
