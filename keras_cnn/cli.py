@@ -3,6 +3,7 @@
     keras-cnn list [PATTERN]         registered names (fnmatch pattern, e.g. "resnet*")
     keras-cnn info NAME              paper, reference numbers and options of a variant
     keras-cnn summary NAME           Keras summary plus trainable params vs the reference
+    keras-cnn export NAME|FILE.keras --format savedmodel|tflite [--quantize float16|dynamic|int8]
     keras-cnn demo                   the main job: train mobilenet_v3_small on the bundled digits
 """
 
@@ -82,6 +83,35 @@ def cmd_demo(args):
     return 0
 
 
+def cmd_export(args):
+    from pathlib import Path
+
+    import keras
+
+    from keras_cnn.export import export_saved_model, export_tflite
+    from keras_cnn.registry import build
+
+    source = Path(args.model)
+    if source.suffix == ".keras":
+        if not source.is_file():
+            raise ValueError(f"no such model file: {source}")
+        model, name = keras.saving.load_model(source), source.stem
+    else:
+        kwargs = {"num_classes": args.num_classes} if args.num_classes else {}
+        if args.input_shape:
+            kwargs["input_shape"] = tuple(int(s) for s in args.input_shape.split(","))
+        model, name = build(args.model, **kwargs), args.model
+    output = Path(args.output or Path("savedmodels") / name)
+    if args.format == "savedmodel":
+        report = export_saved_model(model, output / "saved_model")
+    else:
+        suffix = f"_{args.quantize}" if args.quantize else ""
+        report = export_tflite(model, output / f"{name}{suffix}.tflite", quantize=args.quantize,
+                               batch_size=args.batch_size)
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keras-cnn", description="The classic CNN line in Keras 3.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--input-shape", default=None, help="H,W,C, e.g. 64,64,1")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("export", help="export a registered model or a .keras file to SavedModel or TFLite")
+    p.add_argument("model", help="registry name or path of a .keras file")
+    p.add_argument("--format", choices=("savedmodel", "tflite"), default="tflite")
+    p.add_argument("--quantize", choices=("float16", "dynamic", "int8"), default=None)
+    p.add_argument("--batch-size", type=int, default=1, help="fixed batch size of the .tflite file")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--input-shape", default=None, help="H,W,C for a registry name")
+    p.add_argument("--output", default=None, help="folder (default savedmodels/<name>/)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="train mobilenet_v3_small on the bundled digits and report test accuracy")
     p.add_argument("--model", default="mobilenet_v3_small")

@@ -70,3 +70,12 @@ def test_failed_export_raises_and_leaves_nothing(tmp_path):
 def test_bad_quantize_mode():
     with pytest.raises(ValueError, match=r"quantize must be one of \[None, 'float16', 'dynamic', 'int8'\]"):
         export_tflite(keras_cnn.build("lenet"), "/tmp/never.tflite", quantize="int4")
+
+
+def test_cli_export_from_keras_file(small_model, tmp_path):
+    from keras_cnn.cli import main
+
+    small_model.save(tmp_path / "net.keras")
+    assert main(["export", str(tmp_path / "net.keras"), "--format", "tflite", "--output", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "net.tflite").exists() and (tmp_path / "out" / "net.tflite.json").exists()
+    assert main(["export", str(tmp_path / "missing.keras")]) == 2

@@ -14,7 +14,7 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import check_choice, conv_bn_act, feature_pooling, max_pool, predictions
+from keras_cnn.blocks import check_choice, conv_bn_act, max_pool, pooled_head
 from keras_cnn.layers.channel_shuffle import ChannelSplit
 from keras_cnn.registry import Variant, register_model
 
@@ -118,7 +118,5 @@ def cspnet(*, inputs, num_classes, include_top, pooling, classifier_activation, 
         x = csp_stage(x, width, strides=s, depth=depth, expand_ratio=er, bottle_ratio=br, block_ratio=blr,
                       groups=groups, down_growth=down_growth, cross_linear=cross_linear, block_type=block_type,
                       name=f"stage{stage}")
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation)

@@ -15,7 +15,7 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import conv_bn_act, feature_pooling, predictions
+from keras_cnn.blocks import conv_bn_act, feature_pooling, pooled_head
 from keras_cnn.registry import Variant, register_model
 
 
@@ -78,9 +78,7 @@ def darknet53(*, inputs, num_classes, include_top, pooling, classifier_activatio
         x = darknet_conv(x, 32 * 2**stage, 3, strides=2, name=f"stage{stage}_down")
         for i in range(depth):
             x = darknet_residual(x, name=f"stage{stage}_block{i + 1}")
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation)
 
 

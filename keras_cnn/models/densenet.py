@@ -18,7 +18,8 @@ Example:
 from keras import layers
 
 from keras_cnn.blocks import (
-    batch_norm, check_choice, check_range, feature_pooling, max_pool, predictions, symmetric_conv,
+    pooled_head,
+    batch_norm, check_choice, check_range, max_pool, symmetric_conv,
 )
 from keras_cnn.registry import Variant, register_model
 
@@ -100,7 +101,5 @@ def densenet(*, inputs, num_classes, include_top, pooling, classifier_activation
         if block != len(block_config):
             x = transition(x, compression, name=f"transition{block}")
     x = bn_relu(x, "final")
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation)

@@ -30,7 +30,7 @@ Example:
 from keras import layers
 
 import keras
-from keras_cnn.blocks import conv_act, conv_bn_act, feature_pooling, max_pool, predictions
+from keras_cnn.blocks import conv_act, conv_bn_act, feature_pooling, max_pool, predictions, pooled_head
 from keras_cnn.layers.lrn import LocalResponseNormalization
 from keras_cnn.registry import Variant, register_model
 
@@ -231,12 +231,8 @@ def inception_v2(*, inputs, num_classes, include_top, pooling, classifier_activa
     x = max_pool(x, 3, 2, ceil_mode=True, name="pool2")
     for name, *row in BN_INCEPTION_MODULES:
         x = inception_module(x, bn_inception_branches(*row), conv, f"inception{name}")
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation, dropout=dropout)
 
 
 # --------------------------------------------------------------------------- Inception v3

@@ -22,7 +22,7 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import check_range, feature_pooling, max_pool, predictions, symmetric_conv
+from keras_cnn.blocks import check_range, max_pool, symmetric_conv, pooled_head
 from keras_cnn.models.inception import inception_module, make_conv
 from keras_cnn.registry import Variant, register_model
 
@@ -75,12 +75,8 @@ def inception_v4(*, inputs, num_classes, include_top, pooling, classifier_activa
 
 
 def _head(x, num_classes, include_top, pooling, classifier_activation, dropout):
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation, dropout=dropout)
 
 
 # ------------------------------------------------------------------ Inception-ResNet blocks

@@ -20,6 +20,7 @@ Example:
 from keras import layers
 
 from keras_cnn.blocks import (
+    pooled_head,
     batch_norm, check_range, conv_bn_act, feature_pooling, make_divisible, predictions, symmetric_conv_dw,
 )
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
@@ -59,11 +60,8 @@ def mobilenet_v1(*, inputs, num_classes, include_top, pooling, classifier_activa
         x = batch_norm(x, name=f"block{index}_dw_bn")
         x = layers.Activation(activation, name=f"block{index}_dw_act")(x)
         x = conv_bn_act(x, int(filters * alpha), 1, activation=activation, name=f"block{index}_pw")
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = layers.Dropout(dropout, name="head_dropout")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation, dropout=dropout)
 
 
 # --------------------------------------------------------------------------- shared inverted residual
@@ -119,11 +117,8 @@ def mobilenet_v2(*, inputs, num_classes, include_top, pooling, classifier_activa
             block += 1
     last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
     x = conv_bn_act(x, last, 1, activation="relu6", name="last_conv")
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = layers.Dropout(dropout, name="head_dropout")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation, dropout=dropout)
 
 
 # --------------------------------------------------------------------------- MobileNet v3

@@ -14,9 +14,8 @@ Example:
     >>> deploy = keras_cnn.reparameterize(train)
 """
 
-from keras import layers
 
-from keras_cnn.blocks import check_positive_int, feature_pooling, predictions
+from keras_cnn.blocks import check_positive_int, pooled_head
 from keras_cnn.layers.repvgg import RepVGGBlock
 from keras_cnn.registry import Variant, register_model
 
@@ -79,7 +78,5 @@ def repvgg(*, inputs, num_classes, include_top, pooling, classifier_activation, 
             x = RepVGGBlock(width, strides=2 if i == 0 else 1, groups=g, deploy=deploy,
                             name=f"stage{stage}_block{i + 1}")(x)
             layer_index += 1
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation)

@@ -24,8 +24,8 @@ import keras
 from keras import layers
 
 from keras_cnn.blocks import (
-    batch_norm, check_choice, check_range, conv_bn_act, feature_pooling, max_pool, predictions,
-    symmetric_conv,
+    pooled_head,
+    batch_norm, check_choice, check_range, conv_bn_act, max_pool, symmetric_conv,
 )
 from keras_cnn.layers.drop_path import DropPath
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
@@ -211,10 +211,8 @@ def resnet(*, inputs, num_classes, include_top, pooling, classifier_activation, 
 
 
 def pooled_output(x, num_classes, include_top, pooling, classifier_activation):
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation)
 
 
 @register_model(

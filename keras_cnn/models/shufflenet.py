@@ -16,8 +16,8 @@ Example:
 from keras import layers
 
 from keras_cnn.blocks import (
-    batch_norm, check_choice, check_range, conv_bn_act, feature_pooling, max_pool, predictions,
-    symmetric_conv_dw,
+    pooled_head,
+    batch_norm, check_choice, check_range, conv_bn_act, max_pool, symmetric_conv_dw,
 )
 from keras_cnn.layers.channel_shuffle import ChannelShuffle, ChannelSplit
 from keras_cnn.registry import Variant, register_model
@@ -91,10 +91,8 @@ def shufflenet_v1(*, inputs, num_classes, include_top, pooling, classifier_activ
             x = shufflenet_v1_unit(x, out_channels=out_channels, mid_channels=out_channels // 4, groups=groups,
                                    strides=2 if i == 0 else 1, group_first_conv=not (stage == 2 and i == 0),
                                    name=f"stage{stage}_unit{i + 1}")
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation)
 
 
 # --------------------------------------------------------------------------- ShuffleNet v2
@@ -145,7 +143,5 @@ def shufflenet_v2(*, inputs, num_classes, include_top, pooling, classifier_activ
             x = shufflenet_v2_unit(x, out_channels=channels, strides=2 if i == 0 else 1,
                                    name=f"stage{stage}_unit{i + 1}")
     x = conv_bn_act(x, last, 1, name="conv5")
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation)

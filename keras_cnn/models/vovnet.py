@@ -13,7 +13,7 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import conv_bn_act, feature_pooling, max_pool, predictions
+from keras_cnn.blocks import conv_bn_act, max_pool, pooled_head
 from keras_cnn.registry import Variant, register_model
 
 STAGE_CONV = (128, 160, 192, 224)
@@ -58,7 +58,5 @@ def vovnet(*, inputs, num_classes, include_top, pooling, classifier_activation, 
         for i in range(blocks):
             x = osa_module(x, conv_ch, out_ch, layers_per_block, residual=residual and i > 0,
                            name=f"stage{stage}_osa{i + 1}")
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation)

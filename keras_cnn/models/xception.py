@@ -12,7 +12,7 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import batch_norm, feature_pooling, predictions
+from keras_cnn.blocks import batch_norm, pooled_head
 from keras_cnn.registry import Variant, register_model
 
 EPS = 1e-3
@@ -64,7 +64,5 @@ def xception(*, inputs, num_classes, include_top, pooling, classifier_activation
     x = layers.ReLU(name="exit_sep1_out")(x)
     x = separable_bn(x, 2048, "exit_sep2", relu_first=False)
     x = layers.ReLU(name="exit_sep2_out")(x)
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation)

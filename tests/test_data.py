@@ -1,0 +1,100 @@
+"""Every data source: digits, IDX files, image folders, NumPy arrays, tfds (mock_data), errors."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from keras_cnn import data
+
+
+def write_idx(path, array):
+    codes = {np.dtype("uint8"): 0x08}
+    header = struct.pack(">BBBB", 0, 0, codes[array.dtype], array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+def test_digits_split_is_fixed_stratified_and_scaled():
+    train, test = data.load_arrays("digits", "train"), data.load_arrays("digits", "test")
+    assert train.images.shape == (1437, 8, 8, 1) and test.images.shape == (360, 8, 8, 1)
+    assert train.images.dtype == np.uint8 and train.images.max() == 255
+    assert set(np.unique(test.labels)) == set(range(10))
+    np.testing.assert_array_equal(data.load_arrays("digits", "test").labels, test.labels)
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_idx_files_roundtrip(tmp_path, suffix, rng):
+    images = rng.integers(0, 256, (12, 28, 28)).astype("uint8")
+    labels = rng.integers(0, 10, 12).astype("uint8")
+    for split in ("train", "t10k"):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte{suffix}", images)
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte{suffix}", labels)
+    arrays = data.load_arrays("fashion_mnist", "test", data_dir=tmp_path)
+    np.testing.assert_array_equal(arrays.images[..., 0], images)
+    np.testing.assert_array_equal(arrays.labels, labels)
+    assert arrays.class_names[0] == "T-shirt/top"
+    ds = data.load("mnist", "train", data_dir=tmp_path, image_size=32, channels=3, batch_size=5)
+    x, y = next(iter(ds))
+    assert x.shape == (5, 32, 32, 3) and float(x.numpy().max()) <= 1.0
+
+
+def test_idx_bad_magic(tmp_path):
+    (tmp_path / "x").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        data.read_idx(tmp_path / "x")
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+
+    for index, cls in enumerate(["cat", "dog"]):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((10, 10, 3), 40 * (index + i), "uint8")).save(tmp_path / cls / f"{i}.png")
+    arrays = data.load_arrays("folder", data_dir=tmp_path)
+    assert arrays.images.shape == (6, 10, 10, 3) and arrays.class_names == ("cat", "dog")
+    assert list(arrays.labels) == [0, 0, 0, 1, 1, 1]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        data.load_arrays("folder", data_dir=tmp_path / "empty")
+
+
+def test_numpy_arrays_pipeline_and_label_check(rng):
+    images = rng.integers(0, 256, (10, 16, 16, 3)).astype("uint8")
+    ds = data.from_arrays(images, np.arange(10) % 4, num_classes=4, image_size=20, channels=1, batch_size=4)
+    batches = list(ds)
+    assert [b[0].shape[0] for b in batches] == [4, 4, 2] and batches[0][0].shape[1:] == (20, 20, 1)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        data.from_arrays(images, np.arange(10), num_classes=3)
+
+
+def test_tfds_path_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=16):
+        arrays = data.load_arrays("mnist", "train[:50%]")
+        ds = data.load("mnist", "test", image_size=32, channels=3, batch_size=8)
+    assert arrays.images.shape[1:] == (28, 28, 1) and len(arrays.class_names) == 10
+    x, y = next(iter(ds))
+    assert x.shape == (8, 32, 32, 3)
+
+
+def test_unknown_dataset_and_split():
+    with pytest.raises(ValueError, match=r"Unknown dataset 'digitz'.*Did you mean: digits"):
+        data.load_arrays("digitz")
+    with pytest.raises(ValueError, match=r"split must be one of \['train', 'test', 'all'\]"):
+        data.load_arrays("digits", "validation")
+
+
+def test_fashion_mnist_found_in_debian_location():
+    import os
+
+    if not data.fashion_mnist_available():
+        if os.environ.get("CI"):
+            pytest.fail(".ci/run installs Debian's dataset-fashion-mnist; it is missing")
+        pytest.skip("Debian's dataset-fashion-mnist is not installed on this machine")
+    test = data.load_arrays("fashion_mnist", "test")
+    assert test.images.shape == (10_000, 28, 28, 1) and np.bincount(test.labels).tolist() == [1000] * 10
