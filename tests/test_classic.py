@@ -167,12 +167,9 @@ def test_keras_roundtrip_per_family(name, shape, options, tmp_path):
 @pytest.mark.parametrize("name,size,channels,lr,options", [
     ("nin", 67, 1, 2e-4, {}),
     ("googlenet", 64, 1, 1e-3, {"torchvision_style": True}),
-    ("vgg11_bn", 32, 1, 1e-3, {}),
-    pytest.param("inception_v2", 64, 1, 1e-3, {}, marks=pytest.mark.slow),
-    pytest.param("alexnet", 67, 1, 1e-4, {}, marks=pytest.mark.slow),
-    pytest.param("zfnet", 53, 1, 1e-4, {}, marks=pytest.mark.slow),
-])
+])  # AlexNet, ZFNet and VGG (60-140M parameters) are not "small enough to fit in seconds": the
+   # gradient-step test covers them
 def test_fit_on_real_digits_lowers_loss(name, size, channels, lr, options):
-    before, after, _ = digits_fit_lowers_loss(name, size, epochs=2, channels=channels, lr=lr, **options)
-    assert after < before, (before, after)
+    first, last, _ = digits_fit_lowers_loss(name, size, channels=channels, lr=lr, **options)
+    assert last < first, (first, last)
     keras.backend.clear_session()

@@ -49,18 +49,18 @@ def test_saved_model_signatures_match_keras(small_model, tmp_path):
 
 
 @keras.saving.register_keras_serializable(package="keras_cnn_tests")
-class LogGamma(keras.layers.Layer):
-    """No builtin TFLite kernel exists for lgamma: conversion must fail."""
+class MatrixInverse(keras.layers.Layer):
+    """TFLite has no builtin MatrixInverse kernel (it would need a Flex op): conversion must fail."""
 
     def call(self, x):
         import tensorflow as tf
 
-        return tf.math.lgamma(x + 1.0)
+        return tf.linalg.inv(x[..., 0] + 8.0 * tf.eye(8))[..., None]
 
 
 def test_failed_export_raises_and_leaves_nothing(tmp_path):
     inputs = keras.Input((8, 8, 1))
-    x = LogGamma()(inputs)
+    x = MatrixInverse()(inputs)
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x)))
     with pytest.raises(ExportError, match="builtin ops only"):
         export_tflite(model, tmp_path / "bad.tflite")

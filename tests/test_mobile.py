@@ -8,9 +8,6 @@ from conftest import digits_fit_lowers_loss, randomize_batch_norm, trainable_cou
 import keras_cnn
 from keras_cnn.models.repvgg import DEPLOY_PARAMS
 
-MOBILE = keras_cnn.list_models("mobilenet*") + keras_cnn.list_models("shufflenet*") + \
-    keras_cnn.list_models("squeezenet*")
-
 
 @pytest.mark.parametrize("alpha,params", [(0.75, 2_585_560), (0.5, 1_331_592), (0.25, 470_072)])
 def test_mobilenet_v1_width_multipliers_exact(alpha, params):
@@ -168,13 +165,17 @@ def test_keras_roundtrip(name, options, tmp_path):
 
 
 # ------------------------------------------------------------------ training on real data
+# One net per architecture: the other group counts and widths (shufflenet_v1_g1/g2/g4/g8,
+# shufflenet_v2_x1_0..x2_0) run the same code with other numbers; each costs ~30 s of graph
+# tracing on CI's 2 cores, so they are covered by the harness and the gradient step instead.
+FIT = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v1_g3",
+       "shufflenet_v2_x0_5", "squeezenet1_0", "squeezenet1_1", "repvgg_a0"]
 FAST_FIT = ["mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_1"]
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[] if n in FAST_FIT else [pytest.mark.slow]) for n in MOBILE]
-                         + [pytest.param("repvgg_a0", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[] if n in FAST_FIT else [pytest.mark.slow]) for n in FIT])
 def test_fit_on_real_digits_lowers_loss(name):
     lr = 2e-4 if name.startswith("squeezenet") else 2e-3  # no BN: Adam at 2e-3 kills the final ReLU
-    before, after, accuracy = digits_fit_lowers_loss(name, size=32, epochs=2, lr=lr, train_images=640)
-    assert after < before, (before, after)
+    first, last, accuracy = digits_fit_lowers_loss(name, size=32, lr=lr)
+    assert last < first, (first, last)
     keras.backend.clear_session()

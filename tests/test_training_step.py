@@ -38,8 +38,9 @@ def test_one_step_gives_finite_loss_and_gradients(name):
     for weight, grad in zip(model.trainable_weights, grads):
         assert grad is not None, weight.path
         assert np.any(np.asarray(grad) != 0), f"zero gradient for {weight.path}"
-    model.compile(optimizer="sgd", loss=loss_fn)
-    assert np.isfinite(model.train_on_batch(x, y))
+    if name.startswith("lenet"):  # compiling a train step traces the graph: once per family file is enough
+        model.compile(optimizer="sgd", loss=loss_fn)
+        assert np.isfinite(model.train_on_batch(x, y))
 
 
 @pytest.mark.parametrize("name", ["lenet5", "lenet"])  # the other families round-trip in their own files
