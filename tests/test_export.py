@@ -79,3 +79,15 @@ def test_cli_export_from_keras_file(small_model, tmp_path):
     assert main(["export", str(tmp_path / "net.keras"), "--format", "tflite", "--output", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "net.tflite").exists() and (tmp_path / "out" / "net.tflite.json").exists()
     assert main(["export", str(tmp_path / "missing.keras")]) == 2
+
+
+def test_exported_files_get_normal_permissions(small_model, tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        export_tflite(small_model, tmp_path / "p.tflite", verify=False)
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "p.tflite").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "p.tflite.json").stat().st_mode & 0o777 == 0o644
