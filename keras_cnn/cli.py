@@ -19,13 +19,6 @@ def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def count_trainable(model) -> int:
-    """Trainable parameter count (BatchNorm moving statistics excluded)."""
-    import numpy as np
-
-    return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
-
-
 def cmd_list(args):
     from keras_cnn.registry import get_spec, list_models
 
@@ -55,6 +48,7 @@ def cmd_info(args):
 
 
 def cmd_summary(args):
+    from keras_cnn.bench import count_trainable
     from keras_cnn.registry import build, get_spec
 
     spec = get_spec(args.name)
