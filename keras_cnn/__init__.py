@@ -12,5 +12,13 @@ from keras_cnn import layers  # noqa: F401  (registers the custom layers for .ke
 from keras_cnn.fusion import reparameterize
 from keras_cnn.registry import Variant, build, get_spec, list_models, model_info, register_model
 
-__all__ = ["build", "get_spec", "list_models", "model_info", "register_model", "reparameterize", "Variant",
+
+def train(model_or_name, dataset="digits", **kwargs):
+    """Train into a run folder: see :func:`keras_cnn.training.train`."""
+    from keras_cnn.training import train as _train
+
+    return _train(model_or_name, dataset, **kwargs)
+
+
+__all__ = ["build", "get_spec", "list_models", "model_info", "register_model", "reparameterize", "train", "Variant",
            "__version__"]

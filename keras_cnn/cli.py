@@ -5,6 +5,9 @@
     keras-cnn summary NAME           Keras summary plus trainable params vs the reference
     keras-cnn export NAME|FILE.keras --format savedmodel|tflite [--quantize float16|dynamic|int8]
     keras-cnn demo                   the main job: train mobilenet_v3_small on the bundled digits
+    keras-cnn train NAME --dataset D [--epochs E ...]   train into a run folder (see keras_cnn.training)
+    keras-cnn evaluate RUN|FILE.keras [--dataset D]     test top-1/top-5 of a run
+    keras-cnn predict RUN|FILE.keras IMAGE...           top-5 classes of image files
 """
 
 from __future__ import annotations
@@ -106,6 +109,81 @@ def cmd_export(args):
     return 0
 
 
+def cmd_train(args):
+    from keras_cnn.training import train
+
+    settings = {key: getattr(args, key) for key in (
+        "epochs", "batch_size", "image_size", "learning_rate", "optimizer", "schedule", "warmup_epochs",
+        "label_smoothing", "weight_decay", "mixup", "cutmix", "mixed_precision", "strategy", "limit", "data_dir",
+        "seed")}
+    settings["jit_compile"] = True if args.jit_compile else None
+    settings["augment"] = False if args.no_augment else None
+    if args.option:
+        settings["model_options"] = dict(_parse_option(o) for o in args.option)
+    if args.mirrored_cpus:
+        from keras_cnn.distribute import split_cpu
+
+        split_cpu(args.mirrored_cpus)
+    train(args.name, args.dataset, output=args.output, resume=args.resume, verbose=args.verbose, **settings)
+    return 0
+
+
+def _parse_option(text):
+    if "=" not in text:
+        raise ValueError(f"--option takes KEY=VALUE (e.g. alpha=0.5), received {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def cmd_evaluate(args):
+    from keras_cnn.inference import evaluate
+
+    print(json.dumps(evaluate(args.run, args.dataset, split=args.split, checkpoint=args.checkpoint,
+                              data_dir=args.data_dir)))
+    return 0
+
+
+def cmd_predict(args):
+    from keras_cnn.inference import predict
+
+    for file, top in zip(args.images, predict(args.run, args.images, top=args.top, checkpoint=args.checkpoint)):
+        ranked = ", ".join(f"{entry['class']} {entry['probability']:.3f}" for entry in top)
+        print(f"{file}: {ranked}")
+    return 0
+
+
+def add_train_arguments(p):
+    """The ``keras-cnn train`` flags (defaults: the model's recipe, see keras_cnn.recipes)."""
+    p.add_argument("--dataset", default="digits", help="digits, fashion_mnist, mnist, folder, or a tfds name")
+    p.add_argument("--data-dir", default=None, help="IDX files or an image folder (one sub-folder per class)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--image-size", type=int, default=None, help="default: the data's size, at least the model's minimum")
+    p.add_argument("--lr", dest="learning_rate", type=float, default=None)
+    p.add_argument("--optimizer", choices=("sgd", "adamw", "adam"), default=None)
+    p.add_argument("--schedule", choices=("cosine", "step", "constant"), default=None)
+    p.add_argument("--warmup", dest="warmup_epochs", type=int, default=None, help="warm-up epochs")
+    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--mixup", type=float, default=None, help="MixUp alpha (0: off)")
+    p.add_argument("--cutmix", type=float, default=None, help="CutMix factor (0: off)")
+    p.add_argument("--no-augment", action="store_true", help="no random translation")
+    p.add_argument("--mixed-precision", nargs="?", const="auto", choices=("auto", "float16", "bfloat16"),
+                   default=None, help="mixed_float16 on GPU, mixed_bfloat16 on CPU (auto)")
+    p.add_argument("--jit-compile", action="store_true", help="XLA-compile the train step")
+    p.add_argument("--strategy", choices=("none", "mirrored", "data_parallel"), default=None)
+    p.add_argument("--mirrored-cpus", type=int, default=0, help="split the CPU into N logical devices (testing)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--option", action="append", default=[], help="builder option KEY=VALUE, e.g. alpha=0.5")
+    p.add_argument("--output", default=None, help="run folder (default runs/<name>_<dataset>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last epoch")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keras-cnn", description="The classic CNN line in Keras 3.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -141,6 +219,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="savedmodels", help="folder for the trained model and exports")
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel / int8 TFLite export")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train a model into a run folder (checkpoints, logs, plots, summary)")
+    p.add_argument("name")
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="test top-1/top-5 of a run folder or a .keras file")
+    p.add_argument("run", help="run folder or .keras file")
+    p.add_argument("--dataset", default=None, help="default: the run's own data set")
+    p.add_argument("--split", default=None, help="default: the run's test split")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="top-5 classes (with names) of image files")
+    p.add_argument("run", help="run folder or .keras file")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 

@@ -47,17 +47,13 @@ class Dataset(tuple):
 def load_digits_arrays(split="train", test_fraction=0.2, seed=0) -> Dataset:
     """scikit-learn's 8x8 digits as uint8 images (values 0-16 scaled to 0-255)."""
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     _check_split(split, ("train", "test", "all"), "digits")
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype("uint8")[..., None]
     labels = digits.target.astype("int64")
-    if split != "all":
-        x_train, x_test, y_train, y_test = train_test_split(
-            images, labels, test_size=test_fraction, random_state=seed, stratify=labels)
-        images, labels = (x_train, y_train) if split == "train" else (x_test, y_test)
-    return Dataset((images, labels, tuple(str(i) for i in range(10))))
+    whole = Dataset((images, labels, tuple(str(i) for i in range(10))))
+    return whole if split == "all" else _stratified_part(whole, split, test_fraction, seed)
 
 
 def read_idx(path) -> np.ndarray:
@@ -106,13 +102,22 @@ def load_idx_arrays(data_dir, split="train", name="fashion_mnist") -> Dataset:
     return Dataset((images.astype("uint8"), labels, classes))
 
 
-def load_folder_arrays(data_dir, image_size=None) -> Dataset:
-    """An image folder with one sub-folder per class (sorted names are the class names)."""
+def load_folder_arrays(data_dir, image_size=None, split="all", test_fraction=0.2, seed=0) -> Dataset:
+    """An image folder with one sub-folder per class (sorted names are the class names).
+
+    ``split``: ``"all"``; ``"train"`` / ``"test"`` read ``data_dir/train`` / ``data_dir/test``
+    when those exist, otherwise a fixed stratified split (``test_fraction``) of the whole folder.
+    """
     from PIL import Image
 
     root = Path(data_dir)
     if not root.is_dir():
         raise ValueError(f"folder: {root} is not a directory")
+    _check_split(split, ("train", "test", "all"), "folder")
+    if split != "all":
+        if (root / split).is_dir():
+            return load_folder_arrays(root / split, image_size)
+        return _stratified_part(load_folder_arrays(root, image_size), split, test_fraction, seed)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     images, labels = [], []
     for index, cls in enumerate(classes):
@@ -157,7 +162,7 @@ def load_arrays(name="digits", split="train", data_dir=None) -> Dataset:
     if name == "folder":
         if data_dir is None:
             raise ValueError("folder: pass data_dir, the folder with one sub-folder per class")
-        return load_folder_arrays(data_dir)
+        return load_folder_arrays(data_dir, split=split)
     if name in IDX_SETS:
         directory = data_dir or (DEBIAN_FASHION_MNIST if name == "fashion_mnist" else None)
         if directory and Path(directory).is_dir() and _find_idx(Path(directory), "train", "images"):
@@ -175,6 +180,17 @@ def _load_tfds_or_explain(name, split, data_dir):
         raise ValueError(f"Unknown dataset {name!r}.{hint} Local sources: {', '.join(LOCAL_SOURCES)}; "
                          "any tensorflow-datasets image-classification name also works.")
     return load_tfds_arrays(name, split, data_dir)
+
+
+def _stratified_part(arrays: Dataset, split, test_fraction, seed) -> Dataset:
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(arrays.labels)
+    stratify = arrays.labels if counts.min() >= 2 else None
+    x_train, x_test, y_train, y_test = train_test_split(arrays.images, arrays.labels, test_size=test_fraction,
+                                                        random_state=seed, stratify=stratify)
+    images, labels = (x_train, y_train) if split == "train" else (x_test, y_test)
+    return Dataset((images, labels, arrays.class_names))
 
 
 def _check_split(split, allowed, name):
@@ -204,7 +220,7 @@ def prepare_images(images, image_size=None, channels=None):
 
 
 def from_arrays(images, labels, *, num_classes=None, image_size=None, channels=None, batch_size=32,
-                shuffle=True, seed=0, augment=None, cache=True):
+                shuffle=True, seed=0, augment=None, cache=True, drop_remainder=False):
     """A batched, prefetched ``tf.data.Dataset`` of (float32 image, int label) from arrays.
 
     Images are resized and channel-converted once (then cached); ``augment`` is a callable
@@ -227,10 +243,44 @@ def from_arrays(images, labels, *, num_classes=None, image_size=None, channels=N
         ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(min(len(labels), 10_000), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if augment is not None:
         ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def mix_batches(dataset, num_classes, *, mixup=0.0, cutmix=0.0, seed=0):
+    """One-hot labels, then Keras' ``MixUp`` (``alpha=mixup``) and/or ``CutMix`` (``factor=cutmix``)
+    on every batch; with both, each batch gets one of the two at random (Yun et al. 2019 sec. 4).
+    Labels come out one-hot (soft where mixed), so train with categorical cross-entropy."""
+    import keras
+    import tensorflow as tf
+
+    dataset = dataset.map(lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes)))
+    if mixup < 0 or cutmix < 0:
+        raise ValueError(f"mixup and cutmix must be >= 0, received mixup={mixup}, cutmix={cutmix}")
+    mixers = []
+    if mixup:
+        mixers.append(keras.layers.MixUp(alpha=mixup, seed=seed, dtype="float32"))
+    if cutmix:
+        mixers.append(keras.layers.CutMix(factor=cutmix, seed=seed, dtype="float32"))
+    if not mixers:
+        return dataset
+
+    def mix(images, labels):
+        def apply(layer):
+            def run():
+                mixed = layer({"images": images, "labels": labels}, training=True)
+                return mixed["images"], mixed["labels"]
+            return run
+
+        if len(mixers) == 1:
+            out = apply(mixers[0])()
+        else:
+            out = tf.cond(tf.random.uniform(()) < 0.5, apply(mixers[0]), apply(mixers[1]))
+        return tf.ensure_shape(out[0], images.shape), tf.ensure_shape(out[1], labels.shape)
+
+    return dataset.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def augmentation(image_size, *, flip=False, translate=0.1, seed=0):
@@ -240,9 +290,9 @@ def augmentation(image_size, *, flip=False, translate=0.1, seed=0):
 
     steps = []
     if translate:
-        steps.append(keras.layers.RandomTranslation(translate, translate, fill_mode="constant", seed=seed))
+        steps.append(keras.layers.RandomTranslation(translate, translate, fill_mode="constant", seed=seed, dtype="float32"))
     if flip:
-        steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
+        steps.append(keras.layers.RandomFlip("horizontal", seed=seed, dtype="float32"))
     return keras.Sequential(steps, name="augmentation")
 
 

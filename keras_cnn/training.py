@@ -1,30 +1,82 @@
-"""The fit recipe: optimizer and schedule, compile, fit, evaluate.
+"""The fit recipe: :func:`train` runs a whole experiment into a run folder.
+
+A run folder (default ``runs/<model>_<dataset>``) holds ``config.json`` (every resolved
+setting), ``backup/`` (Keras' ``BackupAndRestore``: an interrupted run resumes from its last
+finished epoch with ``resume=True``), ``best.keras`` and ``last.keras`` (written atomically),
+``history.csv``, TensorBoard logs in ``logs/``, and at the end ``curves.png``,
+``confusion_matrix.png`` and ``summary.json`` (test top-1/top-5, printed as one JSON line).
 
 Example:
     >>> import keras_cnn
-    >>> from keras_cnn import data, training
-    >>> model = keras_cnn.build("lenet", num_classes=10, input_shape=(28, 28, 1))
-    >>> train = data.load("digits", "train", image_size=28, channels=1)
-    >>> history = training.compile_and_fit(model, train, epochs=1, verbose=0)
+    >>> result = keras_cnn.train("lenet5", dataset="digits", epochs=2, output="runs/lenet5_digits")
+    >>> result.summary["test_top1"] > 0.5
+    True
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
 import keras
+import numpy as np
+
+from keras_cnn import data as data_lib
+from keras_cnn import distribute
+from keras_cnn.callbacks import AtomicCheckpoint
+from keras_cnn.recipes import Recipe, recipe_for
+from keras_cnn.reporting import (confusion_matrix, cross_entropy, plot_confusion_matrix, plot_curves,
+                                 read_history, top_k_accuracy)
 
 OPTIMIZERS = ("adamw", "sgd", "adam")
+SCHEDULES = ("cosine", "step", "constant")
+STEP_DROPS = (0.5, 0.75)  # the rate falls 10x at half and three quarters of the run (He et al. 2016)
+
+
+@keras.saving.register_keras_serializable(package="keras_cnn")
+class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``learning_rate``, then 10x drops at the given step boundaries."""
+
+    def __init__(self, learning_rate, boundaries, warmup_steps=0, factor=0.1):
+        self.learning_rate, self.boundaries = float(learning_rate), [int(b) for b in boundaries]
+        self.warmup_steps, self.factor = int(warmup_steps), float(factor)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        drops = sum(keras.ops.cast(step >= b, "float32") for b in self.boundaries) if self.boundaries else 0.0
+        rate = self.learning_rate * keras.ops.power(self.factor, drops)
+        if self.warmup_steps:
+            rate = rate * keras.ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
+        return rate
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "boundaries": self.boundaries,
+                "warmup_steps": self.warmup_steps, "factor": self.factor}
+
+
+def learning_rate_schedule(learning_rate, *, schedule="cosine", steps=None, warmup_steps=0):
+    """The learning rate (a schedule over ``steps`` optimizer steps when ``steps`` is known)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {list(SCHEDULES)}, received {schedule!r}")
+    if not steps or schedule == "constant":
+        return learning_rate
+    warmup_steps = min(warmup_steps, steps - 1)
+    if schedule == "step":
+        return WarmupStepDecay(learning_rate, [int(steps * f) for f in STEP_DROPS], warmup_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup_steps else learning_rate, max(1, steps - warmup_steps),
+        warmup_target=learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
 
 
 def make_optimizer(name="adamw", *, learning_rate=1e-3, steps=None, warmup_steps=0, weight_decay=1e-4,
-                   momentum=0.9):
-    """Optimizer with a cosine schedule over ``steps`` (linear warm-up first) when steps are known."""
+                   momentum=0.9, schedule="cosine"):
+    """AdamW / SGD (Nesterov momentum) / Adam with the schedule of :func:`learning_rate_schedule`."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, received {name!r}")
-    lr = learning_rate
-    if steps:
-        lr = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup_steps else learning_rate, max(1, steps - warmup_steps),
-            warmup_target=learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
+    lr = learning_rate_schedule(learning_rate, schedule=schedule, steps=steps, warmup_steps=warmup_steps)
     if name == "sgd":
         return keras.optimizers.SGD(lr, momentum=momentum, nesterov=True, weight_decay=weight_decay or None)
     if name == "adam":
@@ -32,23 +84,288 @@ def make_optimizer(name="adamw", *, learning_rate=1e-3, steps=None, warmup_steps
     return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
 
 
+def main_output(model) -> str | None:
+    """Name of the class-probability output of a multi-output (auxiliary-head) model, else None."""
+    names = list(getattr(model, "output_names", None) or [])
+    return "predictions" if len(names) > 1 and "predictions" in names else None
+
+
+def num_classes_of(model) -> int:
+    """Width of the class-probability output."""
+    head = main_output(model)
+    index = list(model.output_names).index(head) if head else 0
+    return int(model.outputs[index].shape[-1])
+
+
+def compile_model(model, *, steps_per_epoch=None, epochs=1, optimizer="adamw", learning_rate=1e-3,
+                  schedule="cosine", warmup_epochs=0, weight_decay=1e-4, label_smoothing=0.0, jit_compile="auto"):
+    """Compile for one-hot (possibly mixed) labels with top-1 and top-5 accuracy.
+
+    Models with auxiliary heads (GoogLeNet, Inception-v3 with ``aux_logits=True``) get one loss per
+    output, weighted 1 for ``predictions`` and 0.3 for each ``aux*`` head (GoogLeNet sec. 5), and
+    their metrics on ``predictions`` only.
+    """
+    steps = steps_per_epoch * epochs if steps_per_epoch else None
+    opt = make_optimizer(optimizer, learning_rate=learning_rate, steps=steps, schedule=schedule,
+                         warmup_steps=(steps_per_epoch or 0) * warmup_epochs, weight_decay=weight_decay)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    num_classes = num_classes_of(model)
+    metrics = [keras.metrics.CategoricalAccuracy(name="accuracy"),
+               keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy")]
+    head = main_output(model)
+    if head:
+        from keras_cnn.models.inception import aux_loss_weights
+
+        model.compile(optimizer=opt, loss={n: loss for n in model.output_names},
+                      loss_weights=aux_loss_weights(model), metrics={head: metrics}, jit_compile=jit_compile)
+    else:
+        model.compile(optimizer=opt, loss=loss, metrics=metrics, jit_compile=jit_compile)
+    return model
+
+
+def for_outputs(dataset, model):
+    """``(image, label)`` -> ``(image, {output: label})`` for a model with auxiliary heads."""
+    if not main_output(model):
+        return dataset
+    names = list(model.output_names)
+    return dataset.map(lambda x, y: (x, {name: y for name in names}))
+
+
 def compile_and_fit(model, train, *, validation=None, epochs=10, optimizer="adamw", learning_rate=1e-3,
                     warmup_epochs=1, weight_decay=1e-4, label_smoothing=0.0, callbacks=None, verbose="auto"):
-    """Compile ``model`` for sparse labels (top-1 accuracy) and fit it on a ``tf.data`` pipeline."""
-    steps_per_epoch = int(train.cardinality()) if hasattr(train, "cardinality") else None
-    steps = steps_per_epoch * epochs if steps_per_epoch and steps_per_epoch > 0 else None
-    opt = make_optimizer(optimizer, learning_rate=learning_rate, steps=steps,
-                         warmup_steps=(steps_per_epoch or 0) * warmup_epochs if steps else 0,
-                         weight_decay=weight_decay)
-    if label_smoothing:
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-        num_classes = model.output_shape[-1]
-        train = train.map(lambda x, y: (x, keras.ops.one_hot(y, num_classes)))
-        if validation is not None:
-            validation = validation.map(lambda x, y: (x, keras.ops.one_hot(y, num_classes)))
-        metrics = ["categorical_accuracy"]
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy()
-        metrics = ["accuracy"]
-    model.compile(optimizer=opt, loss=loss, metrics=metrics)
+    """Compile ``model`` and fit it on ``(image, integer label)`` pipelines (no run folder; see :func:`train`)."""
+    num_classes = num_classes_of(model)
+    steps_per_epoch = int(train.cardinality()) if int(train.cardinality()) > 0 else None
+    compile_model(model, steps_per_epoch=steps_per_epoch, epochs=epochs, optimizer=optimizer,
+                  learning_rate=learning_rate, warmup_epochs=warmup_epochs, weight_decay=weight_decay,
+                  label_smoothing=label_smoothing)
+    train = for_outputs(data_lib.mix_batches(train, num_classes), model)
+    if validation is not None:
+        validation = for_outputs(data_lib.mix_batches(validation, num_classes), model)
     return model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks or [], verbose=verbose)
+
+
+# --------------------------------------------------------------------------- a whole run
+@dataclasses.dataclass
+class RunConfig:
+    """Every setting of a run, resolved (saved as ``config.json`` in the run folder)."""
+
+    model: str
+    dataset: str = "digits"
+    data_dir: str | None = None
+    train_split: str = "train"
+    test_split: str = "test"
+    epochs: int = 10
+    batch_size: int = 64
+    image_size: int | None = None
+    channels: int | None = None
+    num_classes: int | None = None
+    class_names: list = dataclasses.field(default_factory=list)
+    optimizer: str = "adamw"
+    learning_rate: float = 1e-3
+    schedule: str = "cosine"
+    warmup_epochs: int = 1
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+    augment: bool = True
+    flip: bool = False
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mixed_precision: str | None = None
+    jit_compile: bool | str = "auto"
+    strategy: str = "none"
+    limit: int | None = None
+    seed: int = 0
+    model_options: dict = dataclasses.field(default_factory=dict)
+    recipe: str = ""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns: the trained model, the per-epoch history, the summary, the folder."""
+
+    model: keras.Model
+    history: dict
+    summary: dict
+    run_dir: Path
+
+
+SETTINGS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("model", "class_names",
+                                                                                   "recipe"))
+
+
+def train(model_or_name, dataset="digits", *, output=None, resume=False, callbacks=None, verbose="auto",
+          **settings) -> TrainResult:
+    """Train a registered model (or a built ``keras.Model``) on ``dataset`` into a run folder.
+
+    ``settings`` are the fields of :class:`RunConfig` (``epochs``, ``batch_size``, ``image_size``,
+    ``learning_rate``, ``optimizer`` sgd|adamw|adam, ``schedule`` cosine|step|constant,
+    ``warmup_epochs``, ``label_smoothing``, ``weight_decay``, ``augment``, ``mixup``, ``cutmix``,
+    ``mixed_precision`` float16|bfloat16|auto, ``jit_compile``, ``strategy`` none|mirrored|data_parallel,
+    ``limit`` (first N training images), ``model_options`` for ``build``, ...); what is not given
+    comes from the model's :mod:`~keras_cnn.recipes` entry and the data set. ``resume=True``
+    continues the run in ``output`` from its last finished epoch with its saved settings.
+    """
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {unknown}; allowed: {', '.join(SETTINGS)}")
+    given_model = model_or_name if isinstance(model_or_name, keras.Model) else None
+    name = given_model.name if given_model is not None else str(model_or_name)
+    run_dir = Path(output or Path("runs") / f"{name}_{dataset}")
+    config = _resolve_config(name, dataset, run_dir, resume, given_model, settings)
+    started = time.time()
+    arrays = _load_splits(config)
+    keras.utils.set_random_seed(config.seed)
+    with distribute.precision(distribute.precision_policy(config.mixed_precision)), \
+            distribute.strategy_scope(config.strategy):
+        model = given_model or _build(config)
+        train_ds, test_ds, steps_per_epoch = _pipelines(config, arrays, model)
+        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+        recipe = {k: getattr(config, k) for k in ("optimizer", "learning_rate", "schedule", "warmup_epochs",
+                                                  "weight_decay", "label_smoothing", "jit_compile")}
+        compile_model(model, steps_per_epoch=steps_per_epoch, epochs=config.epochs, **recipe)
+        model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, verbose=verbose, shuffle=False,
+                  callbacks=_callbacks(run_dir, model, resume) + list(callbacks or []))
+        summary = evaluate_model(model, arrays["test"], config, run_dir=run_dir)
+    summary["seconds"] = round(time.time() - started, 1)
+    (run_dir / "summary.json").write_text(json.dumps(summary) + "\n")
+    print(json.dumps(summary))
+    return TrainResult(model, read_history(run_dir / "history.csv"), summary, run_dir)
+
+
+def _resolve_config(name, dataset, run_dir, resume, given_model, settings) -> RunConfig:
+    saved = run_dir / "config.json"
+    if resume:
+        if not saved.exists():
+            raise ValueError(f"resume: {run_dir} holds no run (no config.json); start it without resume first")
+        stored = json.loads(saved.read_text())
+        stored.update({k: v for k, v in settings.items() if v is not None})
+        return RunConfig(**stored)
+    if saved.exists():
+        raise ValueError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, "
+                         "or choose another output folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    given = {k: v for k, v in settings.items() if v is not None}
+    recipe = recipe_for(None if given_model is not None else name)
+    if given_model is None:
+        from keras_cnn.registry import get_spec
+
+        spec = get_spec(name)  # unknown names fail here, with the close matches
+        name = spec.name
+    if given_model is not None and given.get("strategy", "none") != "none":
+        raise ValueError("a distribution strategy needs a registry name, so that the model is built inside "
+                         f"the strategy's scope; received a built model {name!r}")
+    config = RunConfig(model=name, dataset=dataset, recipe=recipe.why,
+                       **{f.name: getattr(recipe, f.name) for f in dataclasses.fields(Recipe) if f.name != "why"})
+    for key, value in given.items():
+        setattr(config, key, value)
+    if given_model is not None:
+        shape = given_model.input_shape
+        config.image_size, config.channels = int(shape[1]), int(shape[3])
+    return config
+
+
+def _load_splits(config: RunConfig) -> dict:
+    """Train/test arrays; fills in image size, channels and classes the data set decides."""
+    train = data_lib.load_arrays(config.dataset, config.train_split, config.data_dir)
+    test = data_lib.load_arrays(config.dataset, config.test_split, config.data_dir)
+    if config.limit:
+        train = data_lib.Dataset((train.images[:config.limit], train.labels[:config.limit], train.class_names))
+    classes = list(train.class_names) or [str(i) for i in range(int(max(train.labels.max(), test.labels.max())) + 1)]
+    config.class_names = config.class_names or classes
+    config.num_classes = config.num_classes or len(config.class_names)
+    for part in (train, test):
+        if part.labels.max() >= config.num_classes or part.labels.min() < 0:
+            raise ValueError(f"{config.dataset}: labels from {part.labels.min()} to {part.labels.max()} do not fit "
+                             f"num_classes={config.num_classes}")
+    if config.channels is None:
+        config.channels = int(train.images.shape[-1])
+    if config.image_size is None:  # the data's own size, raised to the smallest input the model takes
+        from keras_cnn.registry import get_spec
+
+        config.image_size = max(int(train.images.shape[1]), get_spec(config.model).min_input_size)
+    return {"train": train, "test": test}
+
+
+def _build(config: RunConfig):
+    from keras_cnn.registry import build
+
+    return build(config.model, num_classes=config.num_classes,
+                 input_shape=(config.image_size, config.image_size, config.channels), **config.model_options)
+
+
+def _pipelines(config, arrays, model):
+    replicas = distribute.replicas(config.strategy)
+    if config.batch_size % replicas:
+        raise ValueError(f"batch_size {config.batch_size} must be a multiple of the {replicas} devices of "
+                         f"strategy {config.strategy!r}")
+    drop = replicas > 1
+    augment = (data_lib.augmentation(config.image_size, flip=config.flip, seed=config.seed)
+               if config.augment else None)
+    train = data_lib.from_arrays(*arrays["train"][:2], num_classes=config.num_classes, image_size=config.image_size,
+                                 channels=config.channels, batch_size=config.batch_size, seed=config.seed,
+                                 augment=augment, drop_remainder=drop)
+    test = data_lib.from_arrays(*arrays["test"][:2], num_classes=config.num_classes, image_size=config.image_size,
+                                channels=config.channels, batch_size=config.batch_size, shuffle=False,
+                                drop_remainder=drop)
+    train = data_lib.mix_batches(train, config.num_classes, mixup=config.mixup, cutmix=config.cutmix,
+                                 seed=config.seed)
+    test = data_lib.mix_batches(test, config.num_classes)
+    steps = len(arrays["train"].labels) // config.batch_size if drop else \
+        math.ceil(len(arrays["train"].labels) / config.batch_size)
+    return for_outputs(train, model), for_outputs(test, model), steps
+
+
+def _callbacks(run_dir: Path, model, resume):
+    head = main_output(model)
+    monitor = f"val_{head}_accuracy" if head else "val_accuracy"
+    history = read_history(run_dir / "history.csv") if resume else {}
+    best_so_far = max(history[monitor]) if history.get(monitor) else None
+    return [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+        AtomicCheckpoint(run_dir / "last.keras"),
+        AtomicCheckpoint(run_dir / "best.keras", monitor=monitor, mode="max", best_only=True,
+                         best_value=best_so_far),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0),
+    ]
+
+
+def predict_probabilities(model, images, batch_size=64):
+    """``model.predict`` in whole batches (padded), so every batch splits evenly over the devices of
+    a distribution strategy."""
+    count = len(images)
+    padded = -count % batch_size
+    if padded:
+        images = np.concatenate([images, np.zeros((padded, *images.shape[1:]), images.dtype)])
+    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), "float32")[:count]
+
+
+def evaluate_model(model, test_arrays, config: RunConfig, *, run_dir=None) -> dict:
+    """Test loss, top-1, top-5 and the confusion matrix of the class-probability output; with
+    ``run_dir``, also ``curves.png`` and ``confusion_matrix.png`` there."""
+    images = data_lib.prepare_images(test_arrays.images, config.image_size, config.channels).numpy()
+    predictor = model
+    if main_output(model):
+        from keras_cnn.models.inception import inference_model
+
+        predictor = inference_model(model)
+    probabilities = predict_probabilities(predictor, images, config.batch_size)
+    labels = test_arrays.labels
+    matrix = confusion_matrix(labels, probabilities.argmax(-1), config.num_classes)
+    summary = {"model": config.model, "dataset": config.dataset, "split": config.test_split,
+               "epochs": config.epochs, "image_size": config.image_size, "batch_size": config.batch_size,
+               "test_top1": round(top_k_accuracy(probabilities, labels, 1), 4),
+               "test_top5": round(top_k_accuracy(probabilities, labels, 5), 4),
+               "test_loss": round(cross_entropy(probabilities, labels), 4), "test_images": int(len(labels)),
+               "params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
+               "precision": distribute.precision_policy(config.mixed_precision), "strategy": config.strategy,
+               "devices": distribute.replicas(config.strategy), "backend": keras.backend.backend()}
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        title = f"{config.model} on {config.dataset}"
+        plot_curves(read_history(run_dir / "history.csv"), run_dir / "curves.png", title)
+        plot_confusion_matrix(matrix, config.class_names, run_dir / "confusion_matrix.png",
+                              f"{title}: top-1 {summary['test_top1']:.4f}")
+        summary["run_dir"] = str(run_dir)
+    return summary

@@ -54,9 +54,13 @@ def test_image_folder(tmp_path):
         (tmp_path / cls).mkdir()
         for i in range(3):
             Image.fromarray(np.full((10, 10, 3), 40 * (index + i), "uint8")).save(tmp_path / cls / f"{i}.png")
-    arrays = data.load_arrays("folder", data_dir=tmp_path)
+    arrays = data.load_arrays("folder", "all", data_dir=tmp_path)
     assert arrays.images.shape == (6, 10, 10, 3) and arrays.class_names == ("cat", "dog")
     assert list(arrays.labels) == [0, 0, 0, 1, 1, 1]
+    train, test = (data.load_arrays("folder", split, data_dir=tmp_path) for split in ("train", "test"))
+    assert len(train.labels) + len(test.labels) == 6 and len(test.labels) == 2  # fixed 80/20 split
+    assert sorted(np.concatenate([train.images, test.images]).reshape(6, -1)[:, 0]) == sorted(
+        arrays.images.reshape(6, -1)[:, 0])
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
         data.load_arrays("folder", data_dir=tmp_path / "empty")
@@ -98,3 +102,32 @@ def test_fashion_mnist_found_in_debian_location():
         pytest.skip("Debian's dataset-fashion-mnist is not installed on this machine")
     test = data.load_arrays("fashion_mnist", "test")
     assert test.images.shape == (10_000, 28, 28, 1) and np.bincount(test.labels).tolist() == [1000] * 10
+
+
+def test_folder_with_train_and_test_subfolders(tmp_path):
+    from PIL import Image
+
+    for split, count in (("train", 4), ("test", 2)):
+        for cls in ("a", "b"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(np.zeros((6, 6, 3), "uint8")).save(tmp_path / split / cls / f"{i}.png")
+    assert len(data.load_arrays("folder", "train", data_dir=tmp_path).labels) == 8
+    assert len(data.load_arrays("folder", "test", data_dir=tmp_path).labels) == 4
+
+
+@pytest.mark.parametrize("mixup, cutmix", [(0.0, 0.0), (0.4, 0.0), (0.0, 1.0), (0.4, 1.0)])
+def test_mixup_and_cutmix_give_soft_one_hot_labels(rng, mixup, cutmix):
+    images = rng.random((64, 16, 16, 1)).astype("float32")
+    ds = data.from_arrays(images, np.arange(64) % 8, num_classes=8, batch_size=32, shuffle=False)
+    x, y = next(iter(data.mix_batches(ds, 8, mixup=mixup, cutmix=cutmix, seed=1)))
+    y = y.numpy()
+    assert x.shape == (32, 16, 16, 1) and y.shape == (32, 8)
+    np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)
+    if mixup or cutmix:
+        assert (y.max(-1) < 0.999).mean() > 0.5  # most rows are mixtures of two classes
+    else:
+        np.testing.assert_array_equal(y.argmax(-1), np.arange(32) % 8)
+        assert set(np.unique(y)) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="mixup and cutmix must be >= 0"):
+        data.mix_batches(ds, 8, mixup=-1)

@@ -1,0 +1,59 @@
+"""Callbacks of the training recipe: atomic ``.keras`` checkpoints.
+
+Keras' ``ModelCheckpoint`` writes straight to the target file, so a run killed while it writes
+leaves a truncated ``best.keras``. :class:`AtomicCheckpoint` writes to a temporary name in the
+same folder and renames it over the target, so the file on disk is always a complete model.
+
+Example:
+    >>> from keras_cnn.callbacks import AtomicCheckpoint
+    >>> best = AtomicCheckpoint("runs/x/best.keras", monitor="val_accuracy", mode="max")
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import keras
+
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Save the model at each epoch end (``best_only``: only when ``monitor`` improves).
+
+    The best value seen is read back from ``state`` on resume, so a resumed run does not
+    overwrite a better ``best.keras`` with a worse one.
+    """
+
+    def __init__(self, path, *, monitor="val_loss", mode="min", best_only=False, best_value=None):
+        super().__init__()
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', received {mode!r}")
+        self.path = Path(path)
+        self.monitor, self.mode, self.best_only = monitor, mode, best_only
+        self.best = best_value if best_value is not None else (math.inf if mode == "min" else -math.inf)
+
+    def _improved(self, value):
+        return value < self.best if self.mode == "min" else value > self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.best_only:
+            value = logs.get(self.monitor)
+            if value is None or not math.isfinite(value) or not self._improved(value):
+                return
+            self.best = float(value)
+        save_atomically(self.model, self.path)
+
+
+def save_atomically(model, path):
+    """``model.save(path)`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
