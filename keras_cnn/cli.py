@@ -8,6 +8,7 @@
     keras-cnn train NAME --dataset D [--epochs E ...]   train into a run folder (see keras_cnn.training)
     keras-cnn evaluate RUN|FILE.keras [--dataset D]     test top-1/top-5 of a run
     keras-cnn predict RUN|FILE.keras IMAGE...           top-5 classes of image files
+    keras-cnn tune --family F --dataset D --tuner random|hyperband|bayesian --max-trials N --epochs E
 """
 
 from __future__ import annotations
@@ -155,6 +156,33 @@ def cmd_predict(args):
     return 0
 
 
+def cmd_tune(args):
+    from keras_cnn.tuning import tune
+
+    fixed = dict(_parse_option(o) for o in args.fix)
+    choices = {key: [json.loads(v) if _is_json(v) else v for v in values.split(",")]
+               for key, values in (_split_choice(c) for c in args.choice)}
+    family = args.family if "," not in args.family else args.family.split(",")
+    tune(family, args.dataset, tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs,
+         directory=args.directory, overwrite=args.overwrite, fixed=fixed, choices=choices, image_size=args.image_size,
+         batch_size=args.batch_size, limit=args.limit, data_dir=args.data_dir, seed=args.seed, verbose=args.verbose)
+    return 0
+
+
+def _split_choice(text):
+    if "=" not in text:
+        raise ValueError(f"--choice takes KEY=V1,V2,... (e.g. alpha=0.5,1.0), received {text!r}")
+    return text.split("=", 1)
+
+
+def _is_json(text):
+    try:
+        json.loads(text)
+        return True
+    except json.JSONDecodeError:
+        return False
+
+
 def add_train_arguments(p):
     """The ``keras-cnn train`` flags (defaults: the model's recipe, see keras_cnn.recipes)."""
     p.add_argument("--dataset", default="digits", help="digits, fashion_mnist, mnist, folder, or a tfds name")
@@ -239,6 +267,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("tune", help="Keras Tuner search over a family; writes results.csv and best.keras")
+    p.add_argument("--family", required=True, help="a family (mobilenet, resnet, ...) or comma-separated names")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--tuner", choices=("random", "hyperband", "bayesian"), default="random")
+    p.add_argument("--max-trials", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=5, help="epochs per trial (Hyperband: the most per trial)")
+    p.add_argument("--directory", default=None, help="default runs/tune/<family>_<dataset>")
+    p.add_argument("--overwrite", action="store_true", help="start over instead of resuming the search")
+    p.add_argument("--fix", action="append", default=[], help="pin a hyperparameter KEY=VALUE, e.g. alpha=0.5")
+    p.add_argument("--choice", action="append", default=[], help="narrow KEY=V1,V2, e.g. variant=mobilenet_v2")
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0)
+    p.set_defaults(func=cmd_tune)
     return parser
 
 

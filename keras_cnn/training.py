@@ -168,6 +168,7 @@ class RunConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
     augment: bool = True
+    translate: float = 0.1
     flip: bool = False
     mixup: float = 0.0
     cutmix: float = 0.0
@@ -214,12 +215,12 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
     run_dir = Path(output or Path("runs") / f"{name}_{dataset}")
     config = _resolve_config(name, dataset, run_dir, resume, given_model, settings)
     started = time.time()
-    arrays = _load_splits(config)
+    arrays = load_splits(config)
     keras.utils.set_random_seed(config.seed)
     with distribute.precision(distribute.precision_policy(config.mixed_precision)), \
             distribute.strategy_scope(config.strategy):
-        model = given_model or _build(config)
-        train_ds, test_ds, steps_per_epoch = _pipelines(config, arrays, model)
+        model = given_model or build_from_config(config)
+        train_ds, test_ds, steps_per_epoch = make_pipelines(config, arrays, model)
         (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
         recipe = {k: getattr(config, k) for k in ("optimizer", "learning_rate", "schedule", "warmup_epochs",
                                                   "weight_decay", "label_smoothing", "jit_compile")}
@@ -265,7 +266,7 @@ def _resolve_config(name, dataset, run_dir, resume, given_model, settings) -> Ru
     return config
 
 
-def _load_splits(config: RunConfig) -> dict:
+def load_splits(config: RunConfig) -> dict:
     """Train/test arrays; fills in image size, channels and classes the data set decides."""
     train = data_lib.load_arrays(config.dataset, config.train_split, config.data_dir)
     test = data_lib.load_arrays(config.dataset, config.test_split, config.data_dir)
@@ -287,21 +288,24 @@ def _load_splits(config: RunConfig) -> dict:
     return {"train": train, "test": test}
 
 
-def _build(config: RunConfig):
+def build_from_config(config: RunConfig):
+    """The registered model the run trains, at the run's input size and classes."""
     from keras_cnn.registry import build
 
     return build(config.model, num_classes=config.num_classes,
                  input_shape=(config.image_size, config.image_size, config.channels), **config.model_options)
 
 
-def _pipelines(config, arrays, model):
+def make_pipelines(config, arrays, model):
+    """``(train, test, steps_per_epoch)``: batched one-hot pipelines of ``arrays["train"]`` (augmented,
+    mixed) and ``arrays["test"]``, split evenly over the strategy's devices."""
     replicas = distribute.replicas(config.strategy)
     if config.batch_size % replicas:
         raise ValueError(f"batch_size {config.batch_size} must be a multiple of the {replicas} devices of "
                          f"strategy {config.strategy!r}")
     drop = replicas > 1
-    augment = (data_lib.augmentation(config.image_size, flip=config.flip, seed=config.seed)
-               if config.augment else None)
+    augment = (data_lib.augmentation(config.image_size, flip=config.flip, translate=config.translate,
+                                     seed=config.seed) if config.augment else None)
     train = data_lib.from_arrays(*arrays["train"][:2], num_classes=config.num_classes, image_size=config.image_size,
                                  channels=config.channels, batch_size=config.batch_size, seed=config.seed,
                                  augment=augment, drop_remainder=drop)

@@ -1,0 +1,335 @@
+"""Keras Tuner over the whole zoo: :class:`HyperCNN` and :func:`tune` (``keras-cnn tune``).
+
+A family's search space is its real knobs (which variant, width ``alpha`` / ``scale``, SE on or
+off, dropout, drop-path; see :data:`FAMILY_KNOBS`) plus the recipe: optimizer, learning rate,
+weight decay, label smoothing and augmentation strength. Every knob can be fixed
+(``fixed={"alpha": 0.5}``) or narrowed (``choices={"variant": ["mobilenet_v2"]}``). A trial
+trains exactly as :func:`keras_cnn.train` would (same data pipeline, compile and schedule), on
+the training split minus a held-out validation part; the test split is only used to score the
+best model at the end.
+
+Distributed tuning uses KerasTuner's chief/worker mode: start the same ``keras-cnn tune`` command
+once with ``KERASTUNER_TUNER_ID=chief`` and once per worker with ``KERASTUNER_TUNER_ID=tuner0``,
+``tuner1``, ..., all with ``KERASTUNER_ORACLE_IP`` / ``KERASTUNER_ORACLE_PORT`` set to the chief's
+address and the same ``--directory`` (a shared file system). The chief serves the oracle and, when
+the trials are done, writes the results table and the best model.
+
+Example:
+    >>> from keras_cnn.tuning import tune
+    >>> result = tune("mobilenet", "digits", tuner="random", max_trials=3, epochs=2,
+    ...               directory="runs/tune/mobilenet_digits")
+    >>> result.best_summary["test_top1"] > 0.5
+    True
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import warnings
+from pathlib import Path
+
+import keras
+import keras_tuner
+import numpy as np
+
+from keras_cnn import data as data_lib
+from keras_cnn.callbacks import save_atomically
+from keras_cnn.recipes import recipe_for
+from keras_cnn.registry import build, get_spec, list_models
+from keras_cnn.training import RunConfig, compile_model, evaluate_model, load_splits, make_pipelines
+
+TUNERS = ("random", "hyperband", "bayesian")
+DROPOUT = ("float", 0.0, 0.5, 0.1)
+DROP_PATH = ("float", 0.0, 0.2, 0.05)
+BOOL = ("choice", (False, True))
+
+# Architecture knobs per family: ("choice", values) or ("float", low, high, step). A knob is
+# applied only to the variants whose builder takes it (a KerasTuner conditional scope).
+FAMILY_KNOBS: dict[str, dict[str, tuple]] = {
+    "lenet": {"activation": ("choice", ("tanh", "relu"))},
+    "alexnet": {"dropout": DROPOUT, "lrn": BOOL},
+    "zfnet": {"dropout": DROPOUT, "lrn": BOOL},
+    "vgg": {"dropout": DROPOUT},
+    "nin": {"dropout": DROPOUT},
+    "googlenet": {"dropout": DROPOUT},
+    "inception_v2": {"dropout": DROPOUT},
+    "inception_v3": {"dropout": DROPOUT},
+    "inception_v4": {"dropout": DROPOUT},
+    "inception_resnet": {"dropout": DROPOUT},
+    "xception": {"middle_blocks": ("choice", (4, 8))},
+    "resnet": {"se_ratio": ("choice", (0.0, 0.0625)), "drop_path_rate": DROP_PATH},
+    "resnet_v2": {"drop_path_rate": DROP_PATH},
+    "resnet_cifar": {"drop_path_rate": DROP_PATH},
+    "densenet": {"dropout": DROPOUT},
+    "cspnet": {},
+    "darknet": {},
+    "vovnet": {"residual": BOOL},
+    "mobilenet": {"alpha": ("choice", (0.35, 0.5, 0.75, 1.0)), "dropout": DROPOUT},
+    "shufflenet_v1": {"scale": ("choice", (0.5, 1.0))},
+    "shufflenet_v2": {},
+    "squeezenet": {"bypass": ("choice", ("none", "simple")), "dropout": DROPOUT},
+    "repvgg": {},
+}
+OPTIMIZER_CHOICES = ("adamw", "sgd")
+SGD_LEARNING_RATES = (0.01, 0.2)  # SGD with momentum needs rates ~50x AdamW's
+OPTIONS_MEANING_NONE = {"bypass": "none"}  # KerasTuner choices cannot hold None
+
+
+def family_variants(family_or_names, min_size=None) -> list[str]:
+    """Registry names of a family (or the given names), those that take ``min_size`` input."""
+    families = {get_spec(n).family for n in list_models()}
+    if isinstance(family_or_names, str) and family_or_names in families:
+        names = [n for n in list_models() if get_spec(n).family == family_or_names]
+    else:
+        requested = [family_or_names] if isinstance(family_or_names, str) else list(family_or_names)
+        if not requested:
+            raise ValueError(f"name a family ({', '.join(sorted(families))}) or registry names")
+        names = [get_spec(n).name for n in requested]  # unknown names fail with the close matches
+    if min_size is not None:
+        fitting = [n for n in names if get_spec(n).min_input_size <= min_size]
+        if not fitting:
+            raise ValueError(f"no variant of {family_or_names!r} takes {min_size}x{min_size} input (the smallest "
+                             f"takes {min(get_spec(n).min_input_size for n in names)}); raise image_size")
+        names = fitting
+    return names
+
+
+class HyperCNN(keras_tuner.HyperModel):
+    """A KerasTuner hypermodel over a family (or a list of registry names).
+
+    Args:
+        family_or_names: a family (``"mobilenet"``, ``"resnet"``, ...) or registry names.
+        num_classes, input_shape: what the models are built for (from ``dataset`` when omitted).
+        dataset: a :mod:`keras_cnn.data` source; ``None`` for a build-only hypermodel (then pass
+            ``x``/``validation_data`` to ``tuner.search`` yourself).
+        fixed: ``{hyperparameter: value}`` to pin; choices: ``{hyperparameter: [values]}`` to narrow.
+        epochs: the run length the learning-rate schedule decays over.
+        validation_fraction: share of the training split held out to score trials.
+    """
+
+    def __init__(self, family_or_names="mobilenet", num_classes=None, input_shape=None, *, dataset="digits",
+                 image_size=None, data_dir=None, limit=None, batch_size=None, epochs=10, fixed=None, choices=None,
+                 validation_fraction=0.2, seed=0, name=None):
+        super().__init__(name=name or (family_or_names if isinstance(family_or_names, str) else "cnn"))
+        self.fixed, self.choices = dict(fixed or {}), {k: list(v) for k, v in (choices or {}).items()}
+        self.epochs, self.seed = epochs, seed
+        self.arrays = None
+        first = family_variants(family_or_names)[0]
+        self.config = RunConfig(model=first, dataset=dataset or "arrays", data_dir=data_dir, limit=limit, seed=seed,
+                                epochs=epochs, batch_size=batch_size or recipe_for(first).batch_size)
+        if input_shape is not None:
+            self.config.image_size, self.config.channels = int(input_shape[0]), int(input_shape[-1])
+        if image_size is not None:
+            self.config.image_size = int(image_size)
+        self.config.num_classes = num_classes
+        if dataset is not None:
+            resolved = _input_for_all(self.config, family_or_names)
+            splits = load_splits(resolved)  # fills in size, channels and classes from the data
+            self.config = dataclasses.replace(resolved, model=first)
+            train, val = _hold_out(splits["train"], validation_fraction, seed)
+            self.arrays = {"train": train, "test": val, "final_test": splits["test"]}
+        if self.config.image_size is None or self.config.num_classes is None:
+            raise ValueError("without a dataset, pass num_classes and input_shape")
+        self.variants = family_variants(family_or_names, self.config.image_size)
+
+    @property
+    def input_shape(self):
+        return (self.config.image_size, self.config.image_size, self.config.channels)
+
+    # ----------------------------------------------------------------- the search space
+    def _knob(self, hp, name, spec):
+        if name in self.fixed:
+            return hp.Fixed(name, self.fixed[name])
+        if name in self.choices:
+            return hp.Choice(name, self.choices[name])
+        if spec[0] == "choice":
+            return hp.Choice(name, list(spec[1]))
+        if spec[0] == "log":
+            return hp.Float(name, spec[1], spec[2], sampling="log")
+        return hp.Float(name, spec[1], spec[2], step=spec[3])
+
+    def architecture(self, hp) -> tuple[str, dict]:
+        """``(variant, builder options)`` sampled from ``hp``."""
+        variant = self._knob(hp, "variant", ("choice", self.variants))
+        options = {}
+        knobs = {}
+        for name in self.variants:
+            spec = get_spec(name)
+            for knob, knob_spec in FAMILY_KNOBS.get(spec.family, {}).items():
+                if knob in spec.options:
+                    knobs.setdefault(knob, (knob_spec, []))[1].append(name)
+        for knob, (knob_spec, takers) in knobs.items():
+            with hp.conditional_scope("variant", takers):
+                value = self._knob(hp, knob, knob_spec)
+            if variant in takers:
+                options[knob] = None if OPTIONS_MEANING_NONE.get(knob) == value else value
+        return variant, options
+
+    def recipe(self, hp, variant) -> dict:
+        """Optimizer, learning rate, weight decay, label smoothing, augmentation strength."""
+        base = recipe_for(variant)
+        optimizer = self._knob(hp, "optimizer", ("choice", OPTIMIZER_CHOICES))
+        with hp.conditional_scope("optimizer", ["adamw", "adam"]):
+            adam_lr = self._knob(hp, "learning_rate", ("log", base.learning_rate / 10, base.learning_rate * 10))
+        with hp.conditional_scope("optimizer", ["sgd"]):
+            sgd_lr = self._knob(hp, "sgd_learning_rate", ("log", *SGD_LEARNING_RATES))
+        return {"optimizer": optimizer, "learning_rate": sgd_lr if optimizer == "sgd" else adam_lr,
+                "weight_decay": self._knob(hp, "weight_decay", ("log", 1e-5, 1e-1)),
+                "label_smoothing": self._knob(hp, "label_smoothing", ("choice", (0.0, 0.1))),
+                "translate": self._knob(hp, "translate", ("choice", (0.0, 0.1, 0.2)))}
+
+    def trial_config(self, hp) -> RunConfig:
+        """The :class:`RunConfig` a trial trains with (what ``keras-cnn train`` would run)."""
+        variant, options = self.architecture(hp)
+        return _with_recipe(self.config, variant, options, self.recipe(hp, variant))
+
+    def build(self, hp):
+        config = self.trial_config(hp)
+        model = build(config.model, num_classes=config.num_classes, input_shape=self.input_shape,
+                      **config.model_options)
+        steps = None
+        if self.arrays is not None:
+            steps = int(np.ceil(len(self.arrays["train"].labels) / config.batch_size))
+        compile_model(model, steps_per_epoch=steps, epochs=self.epochs, optimizer=config.optimizer,
+                      learning_rate=config.learning_rate, schedule=config.schedule,
+                      warmup_epochs=min(config.warmup_epochs, max(0, self.epochs - 1)),
+                      weight_decay=config.weight_decay, label_smoothing=config.label_smoothing)
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        """Train on the package's pipeline, unless ``x`` is passed to ``tuner.search``."""
+        if args or "x" in kwargs or self.arrays is None:
+            return model.fit(*args, **kwargs)
+        config = self.trial_config(hp)
+        train, val, _ = make_pipelines(config, self.arrays, model)
+        kwargs.setdefault("verbose", 0)
+        return model.fit(train, validation_data=val, shuffle=False, **kwargs)
+
+
+def _with_recipe(config, variant, options, recipe):
+    translate = recipe.pop("translate")
+    return dataclasses.replace(config, model=variant, model_options=options, augment=translate > 0,
+                               translate=translate, recipe="tuned", **recipe)
+
+
+def _input_for_all(config, family_or_names):
+    """Config for loading data: the image size defaults to one every variant takes."""
+    if config.image_size is not None:
+        return config
+    names = family_variants(family_or_names)
+    return dataclasses.replace(config, model=max(names, key=lambda n: get_spec(n).min_input_size))
+
+
+def _hold_out(arrays, fraction, seed):
+    from sklearn.model_selection import train_test_split
+
+    labels = arrays.labels
+    stratify = labels if np.bincount(labels).min() >= 2 else None
+    x_train, x_val, y_train, y_val = train_test_split(arrays.images, labels, test_size=fraction, random_state=seed,
+                                                      stratify=stratify)
+    return (data_lib.Dataset((x_train, y_train, arrays.class_names)),
+            data_lib.Dataset((x_val, y_val, arrays.class_names)))
+
+
+# --------------------------------------------------------------------------- tune
+@dataclasses.dataclass
+class TuneResult:
+    """Trials (best first), the best model and its config, and its score on the test split."""
+
+    rows: list
+    best_model: keras.Model | None
+    best_config: RunConfig | None
+    best_summary: dict
+    directory: Path
+
+
+def make_tuner(kind, hypermodel, *, max_trials=10, epochs=10, directory, project_name="search", overwrite=False,
+               seed=0, executions_per_trial=1):
+    """A RandomSearch / Hyperband / BayesianOptimization tuner on ``val_accuracy``."""
+    if kind not in TUNERS:
+        raise ValueError(f"tuner must be one of {list(TUNERS)}, received {kind!r}")
+    common = {"hypermodel": hypermodel, "objective": keras_tuner.Objective("val_accuracy", "max"), "seed": seed,
+              "directory": str(directory), "project_name": project_name, "overwrite": overwrite,
+              "executions_per_trial": executions_per_trial}
+    if kind == "random":
+        return keras_tuner.RandomSearch(max_trials=max_trials, **common)
+    if kind == "bayesian":
+        return keras_tuner.BayesianOptimization(max_trials=max_trials, **common)
+    return keras_tuner.Hyperband(max_epochs=epochs, factor=3, hyperband_iterations=1, **common)
+
+
+def is_worker() -> bool:
+    """Whether this process is a KerasTuner worker of a chief/worker search."""
+    return bool(os.environ.get("KERASTUNER_ORACLE_IP")) and os.environ.get("KERASTUNER_TUNER_ID") != "chief"
+
+
+def tune(family_or_names="mobilenet", dataset="digits", *, tuner="random", max_trials=10, epochs=5,
+         directory=None, overwrite=False, fixed=None, choices=None, image_size=None, batch_size=None, limit=None,
+         data_dir=None, seed=0, verbose=0) -> TuneResult:
+    """Search, then write ``results.csv``, ``best.keras`` and ``config.json`` into ``directory``
+    (``keras-cnn evaluate`` / ``predict`` / ``export`` take that folder or file) and score the best
+    model on the test split. ``overwrite=False`` resumes a search found in ``directory``."""
+    label = family_or_names if isinstance(family_or_names, str) else "_".join(family_or_names)
+    directory = Path(directory or Path("runs") / "tune" / f"{label}_{dataset}")
+    hypermodel = HyperCNN(family_or_names, dataset=dataset, image_size=image_size, data_dir=data_dir, limit=limit,
+                          batch_size=batch_size, epochs=epochs, fixed=fixed, choices=choices, seed=seed)
+    search = make_tuner(tuner, hypermodel, max_trials=max_trials, epochs=epochs, directory=directory,
+                        overwrite=overwrite, seed=seed)
+    search.search(epochs=epochs, verbose=verbose)
+    if is_worker():
+        return TuneResult([], None, None, {}, directory)
+    rows = results_table(search)
+    write_results(rows, directory / "results.csv")
+    best_hp = search.get_best_hyperparameters(1)[0]
+    with warnings.catch_warnings():  # the trial checkpoints hold weights only, not the optimizer state
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        best_model = search.get_best_models(1)[0]
+    best_config = hypermodel.trial_config(best_hp)
+    save_atomically(best_model, directory / "best.keras")
+    (directory / "config.json").write_text(json.dumps(dataclasses.asdict(best_config), indent=2) + "\n")
+    summary = evaluate_model(best_model, hypermodel.arrays["final_test"], best_config)
+    summary.update({"tuner": tuner, "trials": len(rows), "best_trial": rows[0]["trial"] if rows else None,
+                    "directory": str(directory)})
+    (directory / "summary.json").write_text(json.dumps(summary) + "\n")
+    print_table(rows)
+    print(json.dumps(summary))
+    return TuneResult(rows, best_model, best_config, summary, directory)
+
+
+def results_table(search) -> list[dict]:
+    """One row per finished trial, best score first."""
+    rows = []
+    for trial in search.oracle.trials.values():
+        if trial.score is None:
+            continue
+        rows.append({"trial": trial.trial_id, "score": round(float(trial.score), 4),
+                     **{k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}})
+    return sorted(rows, key=lambda r: -r["score"])
+
+
+def write_results(rows, path):
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def print_table(rows):
+    if not rows:
+        print("no finished trials")
+        return
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    cells = [[_cell(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+
+
+def _cell(value):
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
