@@ -67,3 +67,40 @@ def count_macs(model) -> int:
                 continue
             total += layer_macs(layer, tuple(inputs[0].shape), tuple(outputs[0].shape))
     return int(total)
+
+
+def tflite_latency(flatbuffer_or_path, *, threads=(1, 2), runs=50, warmup=10, xnnpack=True) -> dict:
+    """Median (and 10th/90th percentile) milliseconds of one ``invoke`` of a ``.tflite`` file
+    through the ``ai_edge_litert`` interpreter, per thread count, after ``warmup`` runs."""
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from keras_cnn.export import _interpreter
+
+    flatbuffer = Path(flatbuffer_or_path).read_bytes() if isinstance(flatbuffer_or_path, (str, Path)) \
+        else flatbuffer_or_path
+    results = {}
+    for count in threads:
+        interpreter = _interpreter(flatbuffer, num_threads=count, xnnpack=xnnpack)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        sample = np.random.default_rng(0).random(detail["shape"])
+        if detail["dtype"] == np.float32:
+            sample = sample.astype("float32")
+        else:
+            sample = (sample * 255 - 128).astype(detail["dtype"])
+        interpreter.set_tensor(detail["index"], sample)
+        for _ in range(warmup):
+            interpreter.invoke()
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            interpreter.invoke()
+            times.append((time.perf_counter() - start) * 1e3)
+        results[f"{count}_thread{'s' if count > 1 else ''}"] = {
+            "median_ms": round(float(np.median(times)), 4), "p10_ms": round(float(np.percentile(times, 10)), 4),
+            "p90_ms": round(float(np.percentile(times, 90)), 4), "runs": runs, "warmup": warmup,
+            "xnnpack": xnnpack}
+    return results

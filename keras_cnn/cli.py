@@ -8,6 +8,7 @@
     keras-cnn train NAME --dataset D [--epochs E ...]   train into a run folder (see keras_cnn.training)
     keras-cnn evaluate RUN|FILE.keras [--dataset D]     test top-1/top-5 of a run
     keras-cnn predict RUN|FILE.keras IMAGE...           top-5 classes of image files
+    keras-cnn tflite-bench FILE.tflite [--runs N] [--threads 1,2]   latency through the LiteRT interpreter
     keras-cnn tune --family F --dataset D --tuner random|hyperband|bayesian --max-trials N --epochs E
 """
 
@@ -86,7 +87,7 @@ def cmd_export(args):
 
     import keras
 
-    from keras_cnn.export import export_saved_model, export_tflite
+    from keras_cnn.export import export_saved_model, export_tflite, export_tflite_modes
     from keras_cnn.registry import build
 
     source = Path(args.model)
@@ -103,9 +104,12 @@ def cmd_export(args):
     if args.format == "savedmodel":
         report = export_saved_model(model, output / "saved_model")
     else:
-        suffix = f"_{args.quantize}" if args.quantize else ""
-        report = export_tflite(model, output / f"{name}{suffix}.tflite", quantize=args.quantize,
-                               batch_size=args.batch_size)
+        if args.quantize == "all":
+            report = export_tflite_modes(model, output, name=name, batch_size=args.batch_size)
+        else:
+            suffix = f"_{args.quantize}" if args.quantize else ""
+            report = export_tflite(model, output / f"{name}{suffix}.tflite", quantize=args.quantize,
+                                   batch_size=args.batch_size)
     print(json.dumps(report, indent=2, default=str))
     return 0
 
@@ -153,6 +157,23 @@ def cmd_predict(args):
     for file, top in zip(args.images, predict(args.run, args.images, top=args.top, checkpoint=args.checkpoint)):
         ranked = ", ".join(f"{entry['class']} {entry['probability']:.3f}" for entry in top)
         print(f"{file}: {ranked}")
+    return 0
+
+
+def cmd_tflite_bench(args):
+    from pathlib import Path
+
+    from keras_cnn.bench import tflite_latency
+
+    if not Path(args.file).is_file():
+        raise ValueError(f"no such .tflite file: {args.file}")
+    threads = tuple(int(t) for t in args.threads.split(","))
+    result = {"file": args.file, **tflite_latency(args.file, threads=threads, runs=args.runs, warmup=args.warmup,
+                                                   xnnpack=not args.no_xnnpack)}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            print(f"{key:10s} median {value['median_ms']:.3f} ms  (p10 {value['p10_ms']:.3f}, p90 {value['p90_ms']:.3f})")
+    print(json.dumps(result))
     return 0
 
 
@@ -234,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a registered model or a .keras file to SavedModel or TFLite")
     p.add_argument("model", help="registry name or path of a .keras file")
     p.add_argument("--format", choices=("savedmodel", "tflite"), default="tflite")
-    p.add_argument("--quantize", choices=("float16", "dynamic", "int8"), default=None)
+    p.add_argument("--quantize", choices=("float16", "dynamic", "int8", "all"), default=None,
+                   help="all: float32, float16, dynamic and int8 files from one traced graph")
     p.add_argument("--batch-size", type=int, default=1, help="fixed batch size of the .tflite file")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--input-shape", default=None, help="H,W,C for a registry name")
@@ -267,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("tflite-bench", help="latency of a .tflite file (median of N runs, 1 and 2 threads)")
+    p.add_argument("file")
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    p.add_argument("--no-xnnpack", action="store_true", help="builtin kernels only")
+    p.set_defaults(func=cmd_tflite_bench)
 
     p = sub.add_parser("tune", help="Keras Tuner search over a family; writes results.csv and best.keras")
     p.add_argument("--family", required=True, help="a family (mobilenet, resnet, ...) or comma-separated names")

@@ -199,15 +199,28 @@ def _check_split(split, allowed, name):
 
 
 # --------------------------------------------------------------------------- pipeline
-def prepare_images(images, image_size=None, channels=None):
-    """uint8/float images -> float32 [0, 1], resized and converted to ``channels`` (tf ops)."""
+RESIZE_MODES = ("bilinear", "pad")
+
+
+def prepare_images(images, image_size=None, channels=None, resize="bilinear"):
+    """uint8/float images -> float32 [0, 1], brought to ``image_size`` and ``channels`` (tf ops).
+
+    ``resize="pad"`` centres smaller images on a zero canvas instead of scaling them (LeCun et al.
+    1998 put the 28x28 digits in a 32x32 field this way); larger images are still scaled down.
+    """
     import tensorflow as tf
 
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {list(RESIZE_MODES)}, received {resize!r}")
     x = tf.convert_to_tensor(images)
     x = tf.cast(x, tf.float32) / 255.0 if x.dtype == tf.uint8 else tf.cast(x, tf.float32)
     if image_size is not None:
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        if tuple(x.shape[-3:-1]) != size:
+        height, width = x.shape[-3], x.shape[-2]
+        if resize == "pad" and height <= size[0] and width <= size[1]:
+            top, left = (size[0] - height) // 2, (size[1] - width) // 2
+            x = tf.pad(x, [[0, 0], [top, size[0] - height - top], [left, size[1] - width - left], [0, 0]])
+        elif (height, width) != size:
             x = tf.image.resize(x, size, method="bilinear")
     if channels is not None and x.shape[-1] != channels:
         if channels == 3 and x.shape[-1] == 1:
@@ -220,7 +233,7 @@ def prepare_images(images, image_size=None, channels=None):
 
 
 def from_arrays(images, labels, *, num_classes=None, image_size=None, channels=None, batch_size=32,
-                shuffle=True, seed=0, augment=None, cache=True, drop_remainder=False):
+                shuffle=True, seed=0, augment=None, cache=True, drop_remainder=False, resize="bilinear"):
     """A batched, prefetched ``tf.data.Dataset`` of (float32 image, int label) from arrays.
 
     Images are resized and channel-converted once (then cached); ``augment`` is a callable
@@ -237,7 +250,7 @@ def from_arrays(images, labels, *, num_classes=None, image_size=None, channels=N
     if num_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes}) for num_classes={num_classes}; "
                          f"received labels from {labels.min()} to {labels.max()}")
-    x = prepare_images(images, image_size, channels)
+    x = prepare_images(images, image_size, channels, resize)
     ds = tf.data.Dataset.from_tensor_slices((x, labels))
     if cache:
         ds = ds.cache()

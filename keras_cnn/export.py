@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -194,11 +195,46 @@ def export_tflite(model, path, *, quantize=None, representative_data=None, batch
     Returns:
         the report dict (also written to ``<path>.json``).
     """
-    import tensorflow as tf
+    _check_quantize(quantize)
+    with _traced(model, batch_size, fold_batch_norm) as traced:
+        return _convert_and_write(traced, Path(path), quantize, representative_data=representative_data,
+                                  int8_io=int8_io, class_names=class_names, verify=verify,
+                                  verify_data=verify_data, tolerance=tolerance)
 
+
+def export_tflite_modes(model, folder, *, name=None, modes=QUANTIZE_MODES, representative_data=None, batch_size=1,
+                        class_names=None, fold_batch_norm=True, verify_data=None) -> dict:
+    """Every ``modes`` entry as ``<folder>/<name>[_<mode>].tflite`` from one traced graph (cheaper
+    than one :func:`export_tflite` call per mode); returns ``{mode: report}``."""
+    for mode in modes:
+        _check_quantize(mode)
+    name = name or model.name
+    reports = {}
+    with _traced(model, batch_size, fold_batch_norm) as traced:
+        for mode in modes:
+            suffix = f"_{mode}" if mode else ""
+            reports[mode or "float32"] = _convert_and_write(
+                traced, Path(folder) / f"{name}{suffix}.tflite", mode, representative_data=representative_data,
+                class_names=class_names, verify_data=verify_data)
+    return reports
+
+
+def _check_quantize(quantize):
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {list(QUANTIZE_MODES)}, received {quantize!r}")
-    path = Path(path)
+
+
+class _Traced(tuple):
+    saved = property(lambda self: self[0])
+    prepared = property(lambda self: self[1])
+    shape = property(lambda self: self[2])
+
+
+@contextlib.contextmanager
+def _traced(model, batch_size, fold_batch_norm):
+    """The deployable float32 graph at a fixed input shape, written once as a temporary SavedModel."""
+    import tensorflow as tf
+
     prepared = deployable(model, fold_batch_norm=fold_batch_norm)
     shape = _static_input_shape(prepared, batch_size)
     archive = keras.export.ExportArchive()
@@ -207,24 +243,32 @@ def export_tflite(model, path, *, quantize=None, representative_data=None, batch
                          input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
     with tempfile.TemporaryDirectory() as saved:
         archive.write_out(saved, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize == "float16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantize == "dynamic":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        elif quantize == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = _representative(representative_data, shape)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if int8_io:
-                converter.inference_input_type = tf.int8
-                converter.inference_output_type = tf.int8
-        try:
-            flatbuffer = converter.convert()
-        except Exception as error:
-            raise ExportError(f"TFLite conversion with builtin ops only failed: {error}") from error
+        yield _Traced((saved, prepared, shape))
+
+
+def _convert_and_write(traced, path, quantize, *, representative_data=None, int8_io=False, class_names=None,
+                       verify=True, verify_data=None, tolerance=None):
+    import tensorflow as tf
+
+    shape = traced.shape
+    converter = tf.lite.TFLiteConverter.from_saved_model(traced.saved)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = _representative(representative_data, shape)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    try:
+        flatbuffer = converter.convert()
+    except Exception as error:
+        raise ExportError(f"TFLite conversion with builtin ops only failed: {error}") from error
     report = inspect_tflite(flatbuffer)
     report.update({"format": "tflite", "path": str(path), "quantize": quantize or "float32",
                    "size_bytes": len(flatbuffer), "input": {"shape": list(shape), "normalization": NORMALIZATION,
@@ -235,7 +279,7 @@ def export_tflite(model, path, *, quantize=None, representative_data=None, batch
                           f"{report['dynamic_shape_ops']} in the converted graph; nothing was written")
     if verify:
         x = _sample_batch(shape) if verify_data is None else np.asarray(verify_data, "float32")
-        expected = _keras_predict(prepared, x)
+        expected = _keras_predict(traced.prepared, x)
         got = run_tflite(flatbuffer, x)
         if quantize == "int8":
             report["top1_agreement_vs_keras"] = float(np.mean(expected.argmax(-1) == got.argmax(-1)))

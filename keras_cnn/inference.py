@@ -80,8 +80,9 @@ def evaluate(path, dataset=None, *, split=None, checkpoint="best", data_dir=None
     return summary
 
 
-def load_images(files, image_size, channels) -> np.ndarray:
-    """Image files -> float32 [N, size, size, channels] in [0, 1], the models' input convention."""
+def load_images(files, image_size, channels, resize="bilinear", data_size=None) -> np.ndarray:
+    """Image files -> float32 [N, size, size, channels] in [0, 1], the models' input convention
+    (``resize="pad"``: scaled to the training data's ``data_size``, then padded as in training)."""
     from PIL import Image
 
     from keras_cnn.data import prepare_images
@@ -92,8 +93,9 @@ def load_images(files, image_size, channels) -> np.ndarray:
         if not file.is_file():
             raise ValueError(f"no such image file: {file}")
         image = Image.open(file).convert("L" if channels == 1 else "RGB")
-        arrays.append(np.asarray(image.resize((image_size, image_size)), "uint8").reshape(image_size, image_size, -1))
-    return prepare_images(np.stack(arrays), image_size, channels).numpy()
+        size = data_size if resize == "pad" and data_size else image_size
+        arrays.append(np.asarray(image.resize((size, size)), "uint8").reshape(size, size, -1))
+    return prepare_images(np.stack(arrays), image_size, channels, resize).numpy()
 
 
 def predict(path, files, *, top=5, checkpoint="best") -> list[list[dict]]:
@@ -101,7 +103,7 @@ def predict(path, files, *, top=5, checkpoint="best") -> list[list[dict]]:
     from keras_cnn.training import main_output
 
     model, config = load_run(path, checkpoint)
-    images = load_images(files, config.image_size, config.channels)
+    images = load_images(files, config.image_size, config.channels, config.resize, config.data_size)
     outputs = model.predict(images, verbose=0)
     if main_output(model):
         outputs = outputs[main_output(model)] if isinstance(outputs, dict) else outputs[0]

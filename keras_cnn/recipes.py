@@ -6,7 +6,8 @@ family where the architecture needs it:
 
 - nets without BatchNorm (AlexNet, ZFNet, plain VGG, NiN, SqueezeNet) diverge at AdamW 1e-3 and get
   smaller learning rates (SqueezeNet dies at 2e-3 on digits; 2e-4 trains);
-- LeNet follows LeCun et al. (1998): no augmentation, no label smoothing;
+- LeNet follows LeCun et al. (1998): 28x28 images padded (not scaled) into its 32x32 field, no
+  augmentation, no label smoothing;
 - the Inception line and the mobile line use label smoothing 0.1 (Szegedy et al. 2016, sec. 7;
   the MobileNet-v3 / ShuffleNet-v2 reference recipes), mobile nets a lighter weight decay.
 
@@ -32,6 +33,7 @@ class Recipe:
     schedule: str = "cosine"
     warmup_epochs: int = 1
     label_smoothing: float = 0.0
+    resize: str = "bilinear"
     augment: bool = True
     batch_size: int = 64
     epochs: int = 10
@@ -40,8 +42,8 @@ class Recipe:
 
 # First matching pattern wins: more specific patterns come first.
 RECIPES: tuple[tuple[str, Recipe], ...] = (
-    ("lenet*", Recipe(weight_decay=0.0, warmup_epochs=0, augment=False,
-                      why="LeCun et al. 1998: plain training, no augmentation")),
+    ("lenet*", Recipe(weight_decay=0.0, warmup_epochs=0, augment=False, resize="pad",
+                      why="LeCun et al. 1998: small images padded into the input field, no augmentation")),
     ("vgg*_bn", Recipe(why="VGG with BatchNorm trains at the default rate")),
     ("vgg*", Recipe(learning_rate=1e-4, why="no BatchNorm: a 10x smaller rate keeps it from diverging")),
     ("alexnet*", Recipe(learning_rate=1e-4, why="no BatchNorm: a 10x smaller rate keeps it from diverging")),

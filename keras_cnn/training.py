@@ -158,6 +158,7 @@ class RunConfig:
     epochs: int = 10
     batch_size: int = 64
     image_size: int | None = None
+    data_size: int | None = None
     channels: int | None = None
     num_classes: int | None = None
     class_names: list = dataclasses.field(default_factory=list)
@@ -167,6 +168,7 @@ class RunConfig:
     warmup_epochs: int = 1
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
+    resize: str = "bilinear"
     augment: bool = True
     translate: float = 0.1
     flip: bool = False
@@ -279,6 +281,7 @@ def load_splits(config: RunConfig) -> dict:
         if part.labels.max() >= config.num_classes or part.labels.min() < 0:
             raise ValueError(f"{config.dataset}: labels from {part.labels.min()} to {part.labels.max()} do not fit "
                              f"num_classes={config.num_classes}")
+    config.data_size = int(train.images.shape[1])
     if config.channels is None:
         config.channels = int(train.images.shape[-1])
     if config.image_size is None:  # the data's own size, raised to the smallest input the model takes
@@ -308,10 +311,10 @@ def make_pipelines(config, arrays, model):
                                      seed=config.seed) if config.augment else None)
     train = data_lib.from_arrays(*arrays["train"][:2], num_classes=config.num_classes, image_size=config.image_size,
                                  channels=config.channels, batch_size=config.batch_size, seed=config.seed,
-                                 augment=augment, drop_remainder=drop)
+                                 augment=augment, drop_remainder=drop, resize=config.resize)
     test = data_lib.from_arrays(*arrays["test"][:2], num_classes=config.num_classes, image_size=config.image_size,
                                 channels=config.channels, batch_size=config.batch_size, shuffle=False,
-                                drop_remainder=drop)
+                                drop_remainder=drop, resize=config.resize)
     train = data_lib.mix_batches(train, config.num_classes, mixup=config.mixup, cutmix=config.cutmix,
                                  seed=config.seed)
     test = data_lib.mix_batches(test, config.num_classes)
@@ -348,7 +351,7 @@ def predict_probabilities(model, images, batch_size=64):
 def evaluate_model(model, test_arrays, config: RunConfig, *, run_dir=None) -> dict:
     """Test loss, top-1, top-5 and the confusion matrix of the class-probability output; with
     ``run_dir``, also ``curves.png`` and ``confusion_matrix.png`` there."""
-    images = data_lib.prepare_images(test_arrays.images, config.image_size, config.channels).numpy()
+    images = data_lib.prepare_images(test_arrays.images, config.image_size, config.channels, config.resize).numpy()
     predictor = model
     if main_output(model):
         from keras_cnn.models.inception import inference_model

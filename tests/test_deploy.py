@@ -1,0 +1,78 @@
+"""Deployment acceptance: every mobile-line net in all four TFLite modes, int8 accuracy on real
+data, AlexNet's LRN in float32, and keras-cnn tflite-bench."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import _digits, randomize_batch_norm
+
+import keras_cnn
+from keras_cnn.bench import tflite_latency
+from keras_cnn.cli import main
+from keras_cnn.export import export_tflite, export_tflite_modes, run_tflite
+
+MOBILE_NETS = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+               *keras_cnn.list_models("shufflenet_v1_*"), *keras_cnn.list_models("shufflenet_v2_*"),
+               "squeezenet1_0", "squeezenet1_1", "repvgg_a0"]
+# The four largest take the most conversion time: run them in the slow group (CI runs it too).
+SLOW = {"mobilenet_v3_large", "shufflenet_v2_x2_0", "shufflenet_v2_x1_5", "repvgg_a0"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in MOBILE_NETS])
+def test_mobile_net_exports_in_all_four_modes(name, tmp_path):
+    model = keras_cnn.build(name, num_classes=10, input_shape=(32, 32, 3))
+    randomize_batch_norm(model, seed=3)  # folding must carry real statistics, not the identity
+    reports = export_tflite_modes(model, tmp_path, name=name)
+    assert set(reports) == {"float32", "float16", "dynamic", "int8"}
+    for mode, report in reports.items():
+        assert report["flex_ops"] == [] and report["dynamic_shape_ops"] == [], (mode, report["ops"])
+        assert (tmp_path / f"{name}{'' if mode == 'float32' else '_' + mode}.tflite").is_file()
+    float32 = reports["float32"]
+    assert float32["xnnpack_delegated_fraction"] == 1.0, float32["ops_not_delegated"]
+    assert float32["max_abs_diff_vs_keras"] <= 1e-4
+    assert reports["float16"]["max_abs_diff_vs_keras"] <= 1e-2
+    assert reports["float16"]["size_bytes"] < 0.6 * float32["size_bytes"]
+    assert 0.0 <= reports["int8"]["top1_agreement_vs_keras"] <= 1.0
+    if name == "repvgg_a0":  # deployed: every RepVGG block is one 3x3 conv in the file
+        assert "ADD" not in float32["ops"]
+
+
+def test_int8_mobilenet_v2_keeps_accuracy_on_digits(tmp_path):
+    """MobileNet-v2 (alpha 0.35, 64x64) trained on digits: int8 within 2 points of float."""
+    from keras_cnn import data
+
+    train_arrays, test_arrays = _digits("train"), _digits("test")
+    result = keras_cnn.train("mobilenet_v2", "digits", output=tmp_path / "run", epochs=8, batch_size=32,
+                             image_size=64, channels=1, learning_rate=3e-3, label_smoothing=0.0,
+                             model_options={"alpha": 0.35}, verbose=0)
+    float_accuracy = result.summary["test_top1"]
+    assert float_accuracy > 0.8
+    test_images = data.prepare_images(test_arrays.images, 64, 1).numpy()
+    representative = data.prepare_images(train_arrays.images[:256], 64, 1).numpy()
+    path = tmp_path / "mnv2_int8.tflite"
+    export_tflite(result.model, path, quantize="int8", representative_data=representative, verify_data=test_images)
+    int8_accuracy = float(np.mean(run_tflite(path, test_images).argmax(-1) == test_arrays.labels))
+    assert int8_accuracy >= float_accuracy - 0.02, (float_accuracy, int8_accuracy)
+
+
+@pytest.mark.slow
+def test_alexnet_with_lrn_exports_in_float32(tmp_path):
+    model = keras_cnn.build("alexnet", num_classes=10, input_shape=(67, 67, 3))
+    report = export_tflite(model, tmp_path / "alexnet.tflite")
+    assert report["ops"].get("LOCAL_RESPONSE_NORMALIZATION") == 2  # the builtin LRN kernel, twice
+    assert report["flex_ops"] == [] and report["max_abs_diff_vs_keras"] <= 1e-4
+    assert "LOCAL_RESPONSE_NORMALIZATION" in report["ops_not_delegated"]  # XNNPACK has no LRN: said in the report
+    assert 0.0 < report["xnnpack_delegated_fraction"] < 1.0
+
+
+def test_tflite_bench_cli(tmp_path, capsys):
+    model = keras_cnn.build("squeezenet1_1", num_classes=10, input_shape=(32, 32, 3))
+    path = tmp_path / "s.tflite"
+    export_tflite(model, path)
+    timing = tflite_latency(path, threads=(1, 2), runs=5, warmup=2)
+    assert set(timing) == {"1_thread", "2_threads"} and all(t["median_ms"] > 0 for t in timing.values())
+    assert main(["tflite-bench", str(path), "--runs", "5", "--warmup", "1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["1_thread"]["runs"] == 5 and result["2_threads"]["xnnpack"] is True
+    assert main(["tflite-bench", str(tmp_path / "missing.tflite")]) == 2
