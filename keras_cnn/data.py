@@ -182,15 +182,20 @@ def _load_tfds_or_explain(name, split, data_dir):
     return load_tfds_arrays(name, split, data_dir)
 
 
-def _stratified_part(arrays: Dataset, split, test_fraction, seed) -> Dataset:
+def stratified_split(arrays: Dataset, test_fraction=0.2, seed=0) -> tuple[Dataset, Dataset]:
+    """A fixed ``(train, test)`` split of ``arrays`` keeping class proportions (when every class has
+    at least two images)."""
     from sklearn.model_selection import train_test_split
 
-    counts = np.bincount(arrays.labels)
-    stratify = arrays.labels if counts.min() >= 2 else None
+    stratify = arrays.labels if np.bincount(arrays.labels).min() >= 2 else None
     x_train, x_test, y_train, y_test = train_test_split(arrays.images, arrays.labels, test_size=test_fraction,
                                                         random_state=seed, stratify=stratify)
-    images, labels = (x_train, y_train) if split == "train" else (x_test, y_test)
-    return Dataset((images, labels, arrays.class_names))
+    return Dataset((x_train, y_train, arrays.class_names)), Dataset((x_test, y_test, arrays.class_names))
+
+
+def _stratified_part(arrays: Dataset, split, test_fraction, seed) -> Dataset:
+    train, test = stratified_split(arrays, test_fraction, seed)
+    return train if split == "train" else test
 
 
 def _check_split(split, allowed, name):

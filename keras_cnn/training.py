@@ -26,6 +26,7 @@ import numpy as np
 
 from keras_cnn import data as data_lib
 from keras_cnn import distribute
+from keras_cnn.bench import count_trainable
 from keras_cnn.callbacks import AtomicCheckpoint
 from keras_cnn.recipes import Recipe, recipe_for
 from keras_cnn.reporting import (confusion_matrix, cross_entropy, plot_confusion_matrix, plot_curves,
@@ -127,8 +128,9 @@ def for_outputs(dataset, model):
     """``(image, label)`` -> ``(image, {output: label})`` for a model with auxiliary heads."""
     if not main_output(model):
         return dataset
-    names = list(model.output_names)
-    return dataset.map(lambda x, y: (x, {name: y for name in names}))
+    from keras_cnn.models.inception import aux_targets
+
+    return aux_targets(dataset, model)
 
 
 def compile_and_fit(model, train, *, validation=None, epochs=10, optimizer="adamw", learning_rate=1e-3,
@@ -365,7 +367,7 @@ def evaluate_model(model, test_arrays, config: RunConfig, *, run_dir=None) -> di
                "test_top1": round(top_k_accuracy(probabilities, labels, 1), 4),
                "test_top5": round(top_k_accuracy(probabilities, labels, 5), 4),
                "test_loss": round(cross_entropy(probabilities, labels), 4), "test_images": int(len(labels)),
-               "params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
+               "params": count_trainable(model),
                "precision": distribute.precision_policy(config.mixed_precision), "strategy": config.strategy,
                "devices": distribute.replicas(config.strategy), "backend": keras.backend.backend()}
     if run_dir is not None:

@@ -129,7 +129,7 @@ class HyperCNN(keras_tuner.HyperModel):
             resolved = _input_for_all(self.config, family_or_names)
             splits = load_splits(resolved)  # fills in size, channels and classes from the data
             self.config = dataclasses.replace(resolved, model=first)
-            train, val = _hold_out(splits["train"], validation_fraction, seed)
+            train, val = data_lib.stratified_split(splits["train"], validation_fraction, seed)
             self.arrays = {"train": train, "test": val, "final_test": splits["test"]}
         if self.config.image_size is None or self.config.num_classes is None:
             raise ValueError("without a dataset, pass num_classes and input_shape")
