@@ -26,8 +26,9 @@ def _spatial(shape):
     return int(np.prod([d for d in shape[1:-1]]))
 
 
-def layer_macs(layer, input_shape, output_shape) -> int:
-    """MACs of one layer call with the given static shapes."""
+def layer_macs(layer, input_shape, output_shape, deployed=False) -> int:
+    """MACs of one layer call with the given static shapes (``deployed``: a RepVGG block counts
+    as the single 3x3 convolution it fuses into)."""
     import keras
 
     from keras_cnn.layers import PartialConv2D, RepVGGBlock, SqueezeExcite
@@ -49,15 +50,16 @@ def layer_macs(layer, input_shape, output_shape) -> int:
         return 2 * input_shape[-1] * squeeze
     if isinstance(layer, RepVGGBlock):
         per_pixel = _spatial(output_shape) * output_shape[-1] * input_shape[-1] // layer.groups
-        return per_pixel * (9 if layer.deploy else 10)  # 3x3 (+ the 1x1 branch at train time)
+        return per_pixel * (9 if layer.deploy or deployed else 10)  # 3x3 (+ the 1x1 branch at train time)
     if isinstance(layer, PartialConv2D):
         connections = sum(len(row) for row in layer.connection_table)
         return _spatial(output_shape) * connections * layer.kernel_size**2
     return 0
 
 
-def count_macs(model) -> int:
-    """Multiply-accumulates of one forward pass of ``model`` at its input size."""
+def count_macs(model, deployed=False) -> int:
+    """Multiply-accumulates of one forward pass of ``model`` at its input size (``deployed``:
+    count RepVGG blocks as fused, as :func:`keras_cnn.reparameterize` would make them)."""
     total = 0
     for layer in model.layers:
         for node in layer._inbound_nodes:
@@ -65,7 +67,7 @@ def count_macs(model) -> int:
             outputs = node.output_tensors
             if not inputs or not outputs:
                 continue
-            total += layer_macs(layer, tuple(inputs[0].shape), tuple(outputs[0].shape))
+            total += layer_macs(layer, tuple(inputs[0].shape), tuple(outputs[0].shape), deployed)
     return int(total)
 
 

@@ -1,13 +1,15 @@
 """The ``keras-cnn`` command.
 
     keras-cnn list [PATTERN]         registered names (fnmatch pattern, e.g. "resnet*")
-    keras-cnn info NAME              paper, reference numbers and options of a variant
+    keras-cnn info NAME              paper, reference and measured params/MACs, options of a variant
+    keras-cnn models --write docs/MODELS.md   regenerate the table of every variant (measured vs reference)
     keras-cnn summary NAME           Keras summary plus trainable params vs the reference
     keras-cnn export NAME|FILE.keras --format savedmodel|tflite [--quantize float16|dynamic|int8]
     keras-cnn demo                   the main job: train mobilenet_v3_small on the bundled digits
     keras-cnn train NAME --dataset D [--epochs E ...]   train into a run folder (see keras_cnn.training)
     keras-cnn evaluate RUN|FILE.keras [--dataset D]     test top-1/top-5 of a run
     keras-cnn predict RUN|FILE.keras IMAGE...           top-5 classes of image files
+    keras-cnn bench train-speed|latency|repvgg [NAME...]   speed vs keras.applications (table + JSON)
     keras-cnn tflite-bench FILE.tflite [--runs N] [--threads 1,2]   latency through the LiteRT interpreter
     keras-cnn tune --family F --dataset D --tuner random|hyperband|bayesian --max-trials N --epochs E
 """
@@ -41,7 +43,7 @@ def cmd_list(args):
 def cmd_info(args):
     from keras_cnn.registry import model_info
 
-    info = model_info(args.name)
+    info = model_info(args.name, measure=not args.no_measure)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
@@ -49,6 +51,44 @@ def cmd_info(args):
     for key, value in info.items():
         if value not in (None, "", [], {}):
             print(f"{key:{width}s}  {value}")
+    return 0
+
+
+def cmd_models(args):
+    from keras_cnn.model_table import DEFAULT_PATH, generate, measure, render, table_row
+    from keras_cnn.registry import list_models
+
+    if args.write or args.write_default:
+        path = generate(args.write or DEFAULT_PATH, progress=lambda name, m: print(table_row(name, m), flush=True))
+        print(f"wrote {path}")
+        return 0
+    names = list_models(args.pattern)
+    if not names:
+        print(f"no registered model matches {args.pattern!r}", file=sys.stderr)
+        return 1
+    print(render({n: measure(n) for n in list_models()}) if args.pattern is None else
+          "\n".join(table_row(n, measure(n)) for n in names))
+    return 0
+
+
+def cmd_bench(args):
+    from keras_cnn import speed
+
+    settings = {"image_size": args.image_size, "rounds": args.rounds}
+    if args.kind == "train-speed":
+        names = args.names or sorted(speed.KERAS_APPLICATIONS)
+        settings.update(batch_size=args.batch_size, steps=args.steps, jit_compile=args.jit_compile)
+        rows = speed.train_speed(names, **settings)
+    elif args.kind == "latency":
+        names = args.names or ["mobilenet_v2", "mobilenet_v3_small"]
+        settings.update(runs=args.runs, threads=args.threads, modes=tuple(args.modes.split(",")))
+        rows = speed.latency(names, **settings)
+    else:
+        settings.update(runs=args.runs, threads=args.threads)
+        rows = speed.repvgg_speedup(*(args.names or ["repvgg_a0"])[:1], **settings)
+    print(speed.markdown_table(rows))
+    if args.json:
+        print(f"wrote {speed.write_json(args.kind, rows, args.json, names=args.names, **settings)}")
     return 0
 
 
@@ -244,7 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="paper, reference numbers and options of a model")
     p.add_argument("name")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--no-measure", action="store_true", help="reference numbers only (do not build the model)")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("models", help="table of every variant: measured vs reference params and MACs")
+    p.add_argument("pattern", nargs="?", default=None, help='print only these rows (fnmatch, e.g. "resnet*")')
+    p.add_argument("--write", default=None, metavar="PATH", help="write the whole table to PATH (docs/MODELS.md)")
+    p.add_argument("--write-default", action="store_true", help="write the package's docs/MODELS.md")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("summary", help="Keras summary and trainable params vs the reference")
     p.add_argument("name")
@@ -289,6 +336,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("bench", help="speed vs keras.applications: train-speed, latency, repvgg (table + JSON)")
+    p.add_argument("kind", choices=("train-speed", "latency", "repvgg"))
+    p.add_argument("names", nargs="*", help="registry names (default: every shared architecture / the mobile pair "
+                                             "/ repvgg_a0)")
+    p.add_argument("--image-size", type=int, default=None, help="default: each model's own input size")
+    p.add_argument("--batch-size", type=int, default=8, help="train-speed batch")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds (median taken)")
+    p.add_argument("--steps", type=int, default=2, help="train-speed: steps per round")
+    p.add_argument("--runs", type=int, default=20, help="latency: runs per round")
+    p.add_argument("--threads", type=int, default=1, help="TFLite threads")
+    p.add_argument("--modes", default="float32,int8", help="latency: TFLite modes")
+    p.add_argument("--jit-compile", action="store_true", help="train-speed: XLA-compile both train steps")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the rows and settings as JSON")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("tflite-bench", help="latency of a .tflite file (median of N runs, 1 and 2 threads)")
     p.add_argument("file")

@@ -59,11 +59,11 @@ def float32_clone(model):
     return clone
 
 
-def deployable(model, fold_batch_norm=True):
+def deployable(model, fold_batch_norm=True, fuse_repvgg=True):
     """float32 clone -> RepVGG fused -> Conv+BN folded: the graph a phone should run."""
     from keras_cnn.fusion import reparameterize
 
-    return reparameterize(float32_clone(model), fold_batch_norm=fold_batch_norm)
+    return reparameterize(float32_clone(model), fold_batch_norm=fold_batch_norm, fuse_repvgg=fuse_repvgg)
 
 
 def _static_input_shape(model, batch_size):
@@ -179,7 +179,8 @@ def _verify_saved_model(directory, model, shape):
 
 # --------------------------------------------------------------------------- TFLite
 def export_tflite(model, path, *, quantize=None, representative_data=None, batch_size=1, int8_io=False,
-                  class_names=None, fold_batch_norm=True, verify=True, verify_data=None, tolerance=None):
+                  class_names=None, fold_batch_norm=True, fuse_repvgg=True, verify=True, verify_data=None,
+                  tolerance=None):
     """Convert ``model`` to a ``.tflite`` file, verify it, write it and its JSON report atomically.
 
     Args:
@@ -191,12 +192,14 @@ def export_tflite(model, path, *, quantize=None, representative_data=None, batch
         verify_data: float images to compare Keras and TFLite on (default: a random batch).
         tolerance: max abs difference of probabilities allowed (float32 1e-4, float16 1e-2,
             dynamic 5e-2); int8 reports top-1 agreement instead.
+        fold_batch_norm, fuse_repvgg: the deployment rewrites (both on by default; turn them off
+            only to measure what they buy).
 
     Returns:
         the report dict (also written to ``<path>.json``).
     """
     _check_quantize(quantize)
-    with _traced(model, batch_size, fold_batch_norm) as traced:
+    with _traced(model, batch_size, fold_batch_norm, fuse_repvgg) as traced:
         return _convert_and_write(traced, Path(path), quantize, representative_data=representative_data,
                                   int8_io=int8_io, class_names=class_names, verify=verify,
                                   verify_data=verify_data, tolerance=tolerance)
@@ -231,11 +234,11 @@ class _Traced(tuple):
 
 
 @contextlib.contextmanager
-def _traced(model, batch_size, fold_batch_norm):
+def _traced(model, batch_size, fold_batch_norm, fuse_repvgg=True):
     """The deployable float32 graph at a fixed input shape, written once as a temporary SavedModel."""
     import tensorflow as tf
 
-    prepared = deployable(model, fold_batch_norm=fold_batch_norm)
+    prepared = deployable(model, fold_batch_norm=fold_batch_norm, fuse_repvgg=fuse_repvgg)
     shape = _static_input_shape(prepared, batch_size)
     archive = keras.export.ExportArchive()
     archive.track(prepared)

@@ -64,12 +64,14 @@ def _folded_conv_weights(conv, bn):
     return [folded.astype("float32"), new_bias.astype("float32")]
 
 
-def reparameterize(model, *, fold_batch_norm: bool = False):
+def reparameterize(model, *, fold_batch_norm: bool = False, fuse_repvgg: bool = True):
     """Return the deploy form of ``model``: RepVGG blocks fused, Conv+BN optionally folded.
 
     Args:
         model: a functional Keras model (any ``keras_cnn.build`` result).
         fold_batch_norm: also fold each BatchNorm into the conv before it.
+        fuse_repvgg: fuse RepVGG blocks (``False`` keeps their train-time branches, e.g. to
+            measure what the fusion buys).
 
     Returns:
         A new functional model with the same inputs, outputs and layer names (folded BatchNorm
@@ -81,7 +83,7 @@ def reparameterize(model, *, fold_batch_norm: bool = False):
     folded_convs = set(pairs.values())
 
     def clone_layer(layer):
-        if isinstance(layer, RepVGGBlock):
+        if fuse_repvgg and isinstance(layer, RepVGGBlock):
             return RepVGGBlock.from_config(layer.deploy_config())
         config = layer.get_config()
         if layer.name in folded_convs:
@@ -98,7 +100,7 @@ def reparameterize(model, *, fold_batch_norm: bool = False):
     batch_norm_of = {conv: bn for bn, conv in pairs.items()}
     for layer in deployed.layers:
         source = originals[layer.name]
-        if isinstance(source, RepVGGBlock) and not source.deploy:
+        if fuse_repvgg and isinstance(source, RepVGGBlock) and not source.deploy:
             layer.fused.set_weights(source.fused_weights())
         elif layer.name in batch_norm_of:
             layer.set_weights(_folded_conv_weights(source, originals[batch_norm_of[layer.name]]))

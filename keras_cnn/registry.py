@@ -172,10 +172,12 @@ def get_spec(name: str) -> ModelSpec:
     )
 
 
-def model_info(name: str) -> dict:
-    """Family, paper, year, default input, reference params/MACs/accuracy and notes of ``name``."""
+def model_info(name: str, measure: bool = True) -> dict:
+    """Family, paper, year, default input, reference params/MACs/accuracy and notes of ``name``,
+    and (``measure=True``, which builds the model) its measured trainable params and MACs at the
+    default input beside the reference (RepVGG: MACs of the deployed net, as its paper counts)."""
     spec = get_spec(name)
-    return {
+    info = {
         "name": spec.name,
         "family": spec.family,
         "paper": spec.paper,
@@ -193,6 +195,13 @@ def model_info(name: str) -> dict:
         "config": dict(spec.config),
         "options": list(spec.options),
     }
+    if measure:
+        from keras_cnn.model_table import measure as measure_model
+
+        measured = measure_model(spec.name)
+        info.update({"params": measured["params"], "macs": measured["macs"],
+                     "macs_ratio": round(measured["macs"] / spec.macs, 4) if spec.macs else None})
+    return info
 
 
 def _check_input_shape(spec: ModelSpec, input_shape) -> tuple:

@@ -58,6 +58,33 @@ class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_steps": self.warmup_steps, "factor": self.factor}
 
 
+@keras.saving.register_keras_serializable(package="keras_cnn")
+class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``learning_rate`` over ``warmup_steps``, then cosine decay to 0 over the
+    remaining ``decay_steps`` (Loshchilov & Hutter 2017; Goyal et al. 2017 for the warm-up).
+
+    Written as one branch-free expression: Keras' optimizers evaluate the schedule once per
+    variable for weight decay, and ``keras.optimizers.schedules.CosineDecay``'s warm-up ``cond``
+    made tracing a MobileNet-v3 train step about 50% slower.
+    """
+
+    def __init__(self, learning_rate, decay_steps, warmup_steps=0):
+        self.learning_rate, self.decay_steps = float(learning_rate), max(1, int(decay_steps))
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        progress = keras.ops.clip((step - self.warmup_steps) / self.decay_steps, 0.0, 1.0)
+        rate = self.learning_rate * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+        if self.warmup_steps:
+            rate = rate * keras.ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
+        return rate
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "decay_steps": self.decay_steps,
+                "warmup_steps": self.warmup_steps}
+
+
 def learning_rate_schedule(learning_rate, *, schedule="cosine", steps=None, warmup_steps=0):
     """The learning rate (a schedule over ``steps`` optimizer steps when ``steps`` is known)."""
     if schedule not in SCHEDULES:
@@ -67,9 +94,7 @@ def learning_rate_schedule(learning_rate, *, schedule="cosine", steps=None, warm
     warmup_steps = min(warmup_steps, steps - 1)
     if schedule == "step":
         return WarmupStepDecay(learning_rate, [int(steps * f) for f in STEP_DROPS], warmup_steps)
-    return keras.optimizers.schedules.CosineDecay(
-        0.0 if warmup_steps else learning_rate, max(1, steps - warmup_steps),
-        warmup_target=learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
+    return WarmupCosineDecay(learning_rate, steps - warmup_steps, warmup_steps)
 
 
 def make_optimizer(name="adamw", *, learning_rate=1e-3, steps=None, warmup_steps=0, weight_decay=1e-4,
@@ -121,6 +146,10 @@ def compile_model(model, *, steps_per_epoch=None, epochs=1, optimizer="adamw", l
                       loss_weights=aux_loss_weights(model), metrics={head: metrics}, jit_compile=jit_compile)
     else:
         model.compile(optimizer=opt, loss=loss, metrics=metrics, jit_compile=jit_compile)
+    # Create the optimizer's slot variables now, eagerly (inside the caller's strategy scope).
+    # Left to the first traced train step, creating them there doubles the tracing time
+    # (MobileNet-v1 at 32x32: 25 s -> 13 s for the first epoch on 2 CPU cores).
+    model.optimizer.build(model.trainable_variables)
     return model
 
 

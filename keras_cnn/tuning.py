@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -117,6 +118,7 @@ class HyperCNN(keras_tuner.HyperModel):
         self.fixed, self.choices = dict(fixed or {}), {k: list(v) for k, v in (choices or {}).items()}
         self.epochs, self.seed = epochs, seed
         self.arrays = None
+        self.declaring = False
         first = family_variants(family_or_names)[0]
         self.config = RunConfig(model=first, dataset=dataset or "arrays", data_dir=data_dir, limit=limit, seed=seed,
                                 epochs=epochs, batch_size=batch_size or recipe_for(first).batch_size)
@@ -186,8 +188,25 @@ class HyperCNN(keras_tuner.HyperModel):
         variant, options = self.architecture(hp)
         return _with_recipe(self.config, variant, options, self.recipe(hp, variant))
 
+    def declare_hyperparameters(self, hp):
+        """Register the whole space without building a model: every knob is declared inside its
+        conditional scope whatever the sampled variant, so one pass finds them all."""
+        self.trial_config(hp)
+
+    @contextlib.contextmanager
+    def declaring_space(self):
+        """While a tuner is created, :meth:`build` only declares (KerasTuner builds the hypermodel
+        once per conditional scope to discover the space; models are not needed for that)."""
+        self.declaring = True
+        try:
+            yield
+        finally:
+            self.declaring = False
+
     def build(self, hp):
         config = self.trial_config(hp)
+        if self.declaring:
+            return None
         model = build(config.model, num_classes=config.num_classes, input_shape=self.input_shape,
                       **config.model_options)
         steps = None
@@ -223,17 +242,6 @@ def _input_for_all(config, family_or_names):
     return dataclasses.replace(config, model=max(names, key=lambda n: get_spec(n).min_input_size))
 
 
-def _hold_out(arrays, fraction, seed):
-    from sklearn.model_selection import train_test_split
-
-    labels = arrays.labels
-    stratify = labels if np.bincount(labels).min() >= 2 else None
-    x_train, x_val, y_train, y_val = train_test_split(arrays.images, labels, test_size=fraction, random_state=seed,
-                                                      stratify=stratify)
-    return (data_lib.Dataset((x_train, y_train, arrays.class_names)),
-            data_lib.Dataset((x_val, y_val, arrays.class_names)))
-
-
 # --------------------------------------------------------------------------- tune
 @dataclasses.dataclass
 class TuneResult:
@@ -254,11 +262,13 @@ def make_tuner(kind, hypermodel, *, max_trials=10, epochs=10, directory, project
     common = {"hypermodel": hypermodel, "objective": keras_tuner.Objective("val_accuracy", "max"), "seed": seed,
               "directory": str(directory), "project_name": project_name, "overwrite": overwrite,
               "executions_per_trial": executions_per_trial}
-    if kind == "random":
-        return keras_tuner.RandomSearch(max_trials=max_trials, **common)
-    if kind == "bayesian":
-        return keras_tuner.BayesianOptimization(max_trials=max_trials, **common)
-    return keras_tuner.Hyperband(max_epochs=epochs, factor=3, hyperband_iterations=1, **common)
+    declaring = hypermodel.declaring_space() if isinstance(hypermodel, HyperCNN) else contextlib.nullcontext()
+    with declaring:
+        if kind == "random":
+            return keras_tuner.RandomSearch(max_trials=max_trials, **common)
+        if kind == "bayesian":
+            return keras_tuner.BayesianOptimization(max_trials=max_trials, **common)
+        return keras_tuner.Hyperband(max_epochs=epochs, factor=3, hyperband_iterations=1, **common)
 
 
 def is_worker() -> bool:

@@ -11,6 +11,9 @@ import pytest
 from conftest import trainable_count
 
 import keras_cnn
+from keras_cnn.model_table import DEFAULT_PATH, HEADER, REGENERATE, documented_rows, measure, table_row
+
+DOCUMENTED = documented_rows() if DEFAULT_PATH.is_file() else {}
 
 #: variants big enough that building and a forward pass at full input take seconds on 2 cores.
 LARGE_PARAMS = 60_000_000
@@ -38,6 +41,8 @@ def test_variant_builds_runs_and_matches_reference_params(name):
             assert abs(params - spec.params) <= spec.params_tolerance * spec.params, (params, spec.params)
         else:
             assert params == spec.params, f"{name}: {params:,} trainable params, reference {spec.params:,}"
+    # docs/MODELS.md's row (measured params and MACs, reference numbers, notes) is current
+    assert DOCUMENTED.get(name) == table_row(name, measure(model, spec)), f"docs/MODELS.md is stale: {REGENERATE}"
     x = np.random.default_rng(0).uniform(0, 1, (1,) + tuple(spec.input_shape)).astype("float32")
     for out in _outputs(model, x):
         out = keras.ops.convert_to_numpy(out)
@@ -45,6 +50,13 @@ def test_variant_builds_runs_and_matches_reference_params(name):
     del model
     keras.backend.clear_session()
     gc.collect()
+
+
+def test_models_table_lists_every_variant_once():
+    text = DEFAULT_PATH.read_text()
+    assert text.startswith(HEADER), f"docs/MODELS.md header is stale: {REGENERATE}"
+    assert list(DOCUMENTED) == keras_cnn.list_models(), f"docs/MODELS.md names are stale: {REGENERATE}"
+    assert len(text.splitlines()) == len(HEADER.splitlines()) + len(DOCUMENTED)
 
 
 def _smallest_per_builder():

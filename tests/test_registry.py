@@ -88,3 +88,8 @@ def test_classifier_activation_none_gives_logits():
     out = model.predict(np.ones((1, 28, 28, 1), "float32"), verbose=0)
     assert not np.isclose(out.sum(), 1.0)
     assert isinstance(model, keras.Model)
+
+
+def test_model_info_without_building():
+    info = keras_cnn.model_info("vgg19", measure=False)
+    assert info["reference_macs"] == 19.63e9 and "params" not in info

@@ -21,7 +21,7 @@ FAMILIES = sorted({get_spec(n).family for n in list_models()})
 def sampled(hypermodel, seed, variant=None):
     """A random point of the hypermodel's space (every active hyperparameter sampled)."""
     space = keras_tuner.HyperParameters()
-    hypermodel.build(space)  # registers the space at its defaults
+    hypermodel.declare_hyperparameters(space)  # registers the whole space at its defaults
     hp = space.copy()
     for parameter in space.space:
         hp.values[parameter.name] = parameter.random_sample(seed)

@@ -147,12 +147,15 @@ IMAGENET_RESNETS = {
     "resnext50_32x4d": ("bottleneck", (3, 4, 6, 3), {"groups": 32, "width_per_group": 4}, 25_028_904, 4.23e9, "77.62"),
     "resnext101_32x8d": ("bottleneck", (3, 4, 23, 3), {"groups": 32, "width_per_group": 8}, 88_791_336, 16.41e9, "79.31"),
     "resnext101_64x4d": ("bottleneck", (3, 4, 23, 3), {"groups": 64, "width_per_group": 4}, 83_455_272, 15.46e9, "83.25"),
-    "se_resnet50": ("bottleneck", (3, 4, 6, 3), {"se_ratio": 1 / 16}, 28_088_024, 3.88e9, "77.65"),
+    "se_resnet50": ("bottleneck", (3, 4, 6, 3), {"se_ratio": 1 / 16, "stride_in_1x1": True}, 28_088_024, 3.88e9,
+                    "77.65"),
     "se_resnext50_32x4d": ("bottleneck", (3, 4, 6, 3), {"se_ratio": 1 / 16, "groups": 32, "width_per_group": 4},
                            27_559_896, 4.25e9, "79.08 (Cadene)"),
 }
 PAPER_SOURCES = {
-    "resnext": "torchvision resnext (paper Table 1)", "se_": "Cadene pretrained-models senet (SE reduction 16)",
+    "resnext": "torchvision resnext (paper Table 1)",
+    "se_resnet": "Cadene pretrained-models senet (SE reduction 16; Caffe layout: stride in the first 1x1)",
+    "se_": "Cadene pretrained-models senet (SE reduction 16)",
 }
 
 

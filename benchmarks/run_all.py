@@ -1,0 +1,186 @@
+"""Regenerate the recorded benchmarks of issue 9: JSON, Markdown tables and PNG charts.
+
+Each part writes ``benchmarks/results/<part>.json`` (rows + machine + settings); then
+``benchmarks/RESULTS.md`` and ``benchmarks/results/<part>.png`` are rendered from whatever JSON
+files exist, so parts can be (re)run one at a time, on different machines:
+
+    python benchmarks/run_all.py --parts train-speed --image-size 96 --batch-size 4
+    python benchmarks/run_all.py --parts latency,repvgg
+    python benchmarks/run_all.py --parts fashion            # six models on the full Fashion-MNIST
+    python benchmarks/run_all.py --render-only
+
+The speed parts call the same functions as ``keras-cnn bench`` (keras_cnn/speed.py): ours and
+keras.applications alternate in one process, medians of several rounds. The Fashion-MNIST part
+trains each model with ``keras_cnn.train`` (the package recipe) into
+``benchmarks/results/fashion_mnist/<model>/`` and resumes a run that was interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+#: model -> train() settings for the Fashion-MNIST table (reduced input for GoogLeNet).
+FASHION_RUNS = {
+    "lenet5": {},
+    "resnet20": {"epochs": 30, "optimizer": "sgd", "learning_rate": 0.1, "batch_size": 128, "weight_decay": 1e-4},
+    "mobilenet_v2": {"image_size": 32},
+    "shufflenet_v2_x0_5": {"image_size": 32},
+    "densenet_bc_100_k12": {},
+    "googlenet": {"image_size": 64},
+}
+#: ../shared/REFERENCE.md, "Real data anchors (Fashion-MNIST, test accuracy)".
+ANCHORS = {"lenet5": ("2 Conv+pooling", 0.916), "resnet20": ("ResNet18 (augmentation)", 0.949),
+           "mobilenet_v2": ("MobileNet (flips)", 0.950), "shufflenet_v2_x0_5": ("MobileNet (flips)", 0.950),
+           "densenet_bc_100_k12": ("DenseNet-BC 768K", 0.954), "googlenet": ("GoogLeNet", 0.937)}
+TARGETS = {"lenet5": 0.90, "resnet20": 0.93}
+
+
+def run_speed(part, args):
+    from keras_cnn import speed
+
+    settings = {"image_size": args.image_size, "rounds": args.rounds}
+    if part == "train-speed":
+        settings.update(batch_size=args.batch_size, steps=args.steps)
+        rows = speed.train_speed(args.names or sorted(speed.KERAS_APPLICATIONS), **settings)
+    elif part == "latency":
+        settings.update(runs=args.runs, threads=args.threads)
+        rows = speed.latency(args.names or ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+                                            "mobilenet_v1"], **settings)
+    else:
+        settings.update(runs=args.runs, threads=args.threads)
+        rows = speed.repvgg_speedup("repvgg_a0", **settings)
+    speed.write_json(part, rows, RESULTS / f"{part}.json", **settings)
+
+
+def run_fashion(args):
+    import keras_cnn
+    from keras_cnn import speed
+
+    rows = []
+    for name in args.names or FASHION_RUNS:
+        folder = RESULTS / "fashion_mnist" / name
+        summary_file = folder / "summary.json"
+        if not summary_file.is_file():
+            keras_cnn.train(name, "fashion_mnist", output=folder, resume=folder.exists(), verbose=2,
+                            **FASHION_RUNS.get(name, {}))
+        summary = json.loads(summary_file.read_text())
+        anchor = ANCHORS.get(name, ("", None))
+        rows.append({"model": name, "test_top1": summary["test_top1"], "epochs": summary["epochs"],
+                     "image_size": summary["image_size"], "seconds": summary.get("seconds"),
+                     "params": summary["params"], "target": TARGETS.get(name), "anchor": anchor[0],
+                     "anchor_top1": anchor[1], "backend": summary.get("backend"), "devices": summary.get("devices")})
+    speed.write_json("fashion", rows, RESULTS / "fashion.json", runs=FASHION_RUNS)
+
+
+# --------------------------------------------------------------------------- rendering
+def _chart(path, labels, series: dict, title, ylabel, line=None):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(labels) + 2), 4))
+    width = 0.8 / len(series)
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar([x + i * width for x in range(len(labels))], values, width, label=name)
+    if line is not None:
+        ax.axhline(line, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(labels))], labels, rotation=45, ha="right")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    if len(series) > 1:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _environment_line(record):
+    env = record["environment"]
+    return (f"Measured {env['date']} on {env['machine']} ({env['cpu_count']} CPUs), Keras {env['keras']} on "
+            f"{env['backend']}; settings: `{json.dumps(record['settings'])}`.")
+
+
+def render():
+    from keras_cnn.speed import markdown_table
+
+    sections = ["# Recorded benchmarks (issue 9)\n\nRegenerated by `python benchmarks/run_all.py` from the JSON "
+                "files in `results/`. Ratios are ours / keras.applications (time: lower is faster).\n"]
+    record_of = {p: json.loads((RESULTS / f"{p}.json").read_text()) for p in ("train-speed", "latency", "repvgg",
+                                                                               "fashion")
+                 if (RESULTS / f"{p}.json").is_file()}
+    if "train-speed" in record_of:
+        rec = record_of["train-speed"]
+        rows = rec["rows"]
+        _chart(RESULTS / "train-speed.png", [r["model"] for r in rows],
+               {"ours / keras.applications step time": [r["ratio_ours_over_keras"] for r in rows]},
+               "Training step time, ours / keras.applications", "ratio", line=1.0)
+        sections.append("## Training step: ours vs keras.applications (`keras-cnn bench train-speed`)\n\n"
+                        + _environment_line(rec) + "\n\n" + markdown_table(rows, [
+                            "model", "keras_applications", "input", "batch_size", "ours_images_per_s",
+                            "keras_images_per_s", "ratio_ours_over_keras"]) + "\n\n![](results/train-speed.png)\n")
+    if "latency" in record_of:
+        rec = record_of["latency"]
+        rows = rec["rows"]
+        paired = [r for r in rows if r.get("ratio_ours_over_keras") is not None]
+        _chart(RESULTS / "latency.png", [f"{r['model']}\n{r['runtime']}" for r in paired],
+               {"ours / keras.applications latency": [r["ratio_ours_over_keras"] for r in paired]},
+               "Batch-1 latency, ours / keras.applications", "ratio", line=1.0)
+        sections.append("## Inference latency: Keras predict and TFLite (`keras-cnn bench latency`)\n\n"
+                        + _environment_line(rec) + "\n\n" + markdown_table(rows, [
+                            "model", "keras_applications", "runtime", "input", "threads", "ours_ms", "keras_ms",
+                            "ratio_ours_over_keras"]) + "\n\n![](results/latency.png)\n")
+    if "repvgg" in record_of:
+        rec = record_of["repvgg"]
+        rows = rec["rows"]
+        _chart(RESULTS / "repvgg.png", [r["runtime"] for r in rows],
+               {"train-time graph": [r["train_ms"] for r in rows], "deployed (fused)": [r["deploy_ms"] for r in rows]},
+               f"{rows[0]['model']}: train-time vs deployed latency", "ms")
+        sections.append("## RepVGG: train-time graph vs deployed (`keras-cnn bench repvgg`)\n\n"
+                        + _environment_line(rec) + "\n\n" + markdown_table(rows) + "\n\n![](results/repvgg.png)\n")
+    if "fashion" in record_of:
+        rec = record_of["fashion"]
+        rows = rec["rows"]
+        _chart(RESULTS / "fashion.png", [r["model"] for r in rows],
+               {"ours": [r["test_top1"] for r in rows], "anchor": [r["anchor_top1"] or 0 for r in rows]},
+               "Fashion-MNIST test accuracy", "top-1")
+        sections.append("## Fashion-MNIST accuracy (full data set, package recipe)\n\n" + _environment_line(rec)
+                        + " Anchors: `../shared/REFERENCE.md` (the data set's own benchmark table).\n\n"
+                        + markdown_table(rows, ["model", "test_top1", "target", "anchor", "anchor_top1", "epochs",
+                                                "image_size", "seconds", "params", "backend"])
+                        + "\n\n![](results/fashion.png)\n")
+    (HERE / "RESULTS.md").write_text("\n".join(sections))
+    print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="train-speed,latency,repvgg,fashion")
+    parser.add_argument("--names", nargs="*", default=None, help="override the models of the part(s)")
+    parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--render-only", action="store_true")
+    args = parser.parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if not args.render_only:
+        for part in args.parts.split(","):
+            if part == "fashion":
+                run_fashion(args)
+            elif part in ("train-speed", "latency", "repvgg"):
+                run_speed(part, args)
+            else:
+                raise SystemExit(f"unknown part {part!r}: train-speed, latency, repvgg, fashion")
+    render()
+
+
+if __name__ == "__main__":
+    main()
