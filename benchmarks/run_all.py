@@ -38,6 +38,15 @@ ANCHORS = {"lenet5": ("2 Conv+pooling", 0.916), "resnet20": ("ResNet18 (augmenta
            "mobilenet_v2": ("MobileNet (flips)", 0.950), "shufflenet_v2_x0_5": ("MobileNet (flips)", 0.950),
            "densenet_bc_100_k12": ("DenseNet-BC 768K", 0.954), "googlenet": ("GoogLeNet", 0.937)}
 TARGETS = {"lenet5": 0.90, "resnet20": 0.93}
+TRAIN_SPEED_NOTE = (
+    "SGD step, random weights and data, both models in one process, alternating. Rows without MAC columns come "
+    "from the first run, before the MAC columns existed. Two pairs are not the same network at every input: "
+    "VGG16 away from 224x224 (torchvision pools to 7x7 before the classifier, keras.applications flattens "
+    "whatever is left: at 128x128 ours has 138M parameters to their 69M), so it is measured at 224x224 where "
+    "the two are identical; and ResNet50V2, where keras.applications follows TF-slim (the stride in the last "
+    "block of each stage, 15-17% fewer MACs than the paper's / timm's layout that ours follows), so its "
+    "time ratio is read per MAC. With 3 rounds the ratios move by about +-5% between runs (ResNet50V2 "
+    "measured 1.174 in the first run and 1.055 in the second).")
 
 
 def run_speed(part, args):
@@ -46,7 +55,8 @@ def run_speed(part, args):
     settings = {"image_size": args.image_size, "rounds": args.rounds}
     if part == "train-speed":
         settings.update(batch_size=args.batch_size, steps=args.steps)
-        rows = speed.train_speed(args.names or sorted(speed.KERAS_APPLICATIONS), **settings)
+        rows = speed.train_speed(args.names or sorted(speed.KERAS_APPLICATIONS),
+                                 progress=lambda row: print(json.dumps(row), flush=True), **settings)
     elif part == "latency":
         settings.update(runs=args.runs, threads=args.threads)
         rows = speed.latency(args.names or ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
@@ -54,7 +64,12 @@ def run_speed(part, args):
     else:
         settings.update(runs=args.runs, threads=args.threads)
         rows = speed.repvgg_speedup("repvgg_a0", **settings)
-    speed.write_json(part, rows, RESULTS / f"{part}.json", **settings)
+    path = RESULTS / f"{part}.json"
+    if args.names and path.is_file():  # re-measure some models: keep the other rows of the record
+        old = json.loads(path.read_text())
+        rows = [r for r in old["rows"] if r["model"] not in args.names] + rows
+        settings = {"earlier_rows": old["settings"], "rows_of_" + ",".join(args.names): settings}
+    speed.write_json(part, rows, path, **settings)
 
 
 def run_fashion(args):
@@ -121,9 +136,10 @@ def render():
                {"ours / keras.applications step time": [r["ratio_ours_over_keras"] for r in rows]},
                "Training step time, ours / keras.applications", "ratio", line=1.0)
         sections.append("## Training step: ours vs keras.applications (`keras-cnn bench train-speed`)\n\n"
-                        + _environment_line(rec) + "\n\n" + markdown_table(rows, [
+                        + _environment_line(rec) + "\n\n" + TRAIN_SPEED_NOTE + "\n\n" + markdown_table(rows, [
                             "model", "keras_applications", "input", "batch_size", "ours_images_per_s",
-                            "keras_images_per_s", "ratio_ours_over_keras"]) + "\n\n![](results/train-speed.png)\n")
+                            "keras_images_per_s", "ratio_ours_over_keras", "macs_ratio_ours_over_keras",
+                            "ratio_per_mac"]) + "\n\n![](results/train-speed.png)\n")
     if "latency" in record_of:
         rec = record_of["latency"]
         rows = rec["rows"]

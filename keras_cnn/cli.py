@@ -78,7 +78,7 @@ def cmd_bench(args):
     if args.kind == "train-speed":
         names = args.names or sorted(speed.KERAS_APPLICATIONS)
         settings.update(batch_size=args.batch_size, steps=args.steps, jit_compile=args.jit_compile)
-        rows = speed.train_speed(names, **settings)
+        rows = speed.train_speed(names, progress=lambda row: print(json.dumps(row), flush=True), **settings)
     elif args.kind == "latency":
         names = args.names or ["mobilenet_v2", "mobilenet_v3_small"]
         settings.update(runs=args.runs, threads=args.threads, modes=tuple(args.modes.split(",")))

@@ -3,6 +3,10 @@
 - :func:`train_speed`: images/s of one training step (SGD + cross-entropy, same input, batch,
   backend and compile settings) for our model and its keras.applications twin, the two timed in
   alternation for several rounds; the ratio is our step time over theirs (<= 1.05 is "no slower").
+  Rows also give the MACs ratio of the two graphs and the time ratio per MAC: where the twins are
+  not the same network (keras.applications' ResNet50V2 strides at the end of each stage, TF-slim
+  style, 15% fewer MACs than the paper's layout; VGG16 off 224x224 flattens where torchvision
+  pools to 7x7) the per-MAC ratio says whether the implementation is slower.
 - :func:`latency`: batch-1 Keras ``predict_on_batch`` latency and TFLite latency (float32 and int8,
   both exported through :func:`keras_cnn.export.export_tflite`, XNNPACK on), ours beside theirs
   where keras.applications has the architecture.
@@ -135,15 +139,19 @@ def _step_timer(model, x, y, steps):
 
 
 def train_speed(names, *, image_size=None, batch_size=8, num_classes=1000, rounds=5, steps=2, warmup=2,
-                jit_compile=False) -> list[dict]:
-    """Training-step throughput, ours vs keras.applications (names must have a twin)."""
+                jit_compile=False, progress=None) -> list[dict]:
+    """Training-step throughput, ours vs keras.applications (names must have a twin);
+    ``progress(row)`` is called as each model finishes."""
     import keras
+
+    from keras_cnn.bench import count_macs
 
     rows = []
     for name in check_names(names, paired=True):
         shape = _input_shape(name, image_size)
         x, y = _batch(shape, batch_size, num_classes)
         models = {"ours": ours(name, shape, num_classes), "keras": theirs(name, shape, num_classes)}
+        macs = {k: count_macs(m) for k, m in models.items()}
         for model in models.values():
             model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="categorical_crossentropy",
                           jit_compile=jit_compile)
@@ -154,7 +162,11 @@ def train_speed(names, *, image_size=None, batch_size=8, num_classes=1000, round
                      "batch_size": batch_size, "ours_images_per_s": round(batch_size / seconds["ours"], 2),
                      "keras_images_per_s": round(batch_size / seconds["keras"], 2),
                      "ours_step_ms": round(seconds["ours"] * 1e3, 2), "keras_step_ms": round(seconds["keras"] * 1e3, 2),
-                     "ratio_ours_over_keras": round(seconds["ours"] / seconds["keras"], 3)})
+                     "ratio_ours_over_keras": round(seconds["ours"] / seconds["keras"], 3),
+                     "macs_ratio_ours_over_keras": round(macs["ours"] / macs["keras"], 3),
+                     "ratio_per_mac": round(seconds["ours"] / seconds["keras"] * macs["keras"] / macs["ours"], 3)})
+        if progress:
+            progress(rows[-1])
         del models
         _release()
     return rows
