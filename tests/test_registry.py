@@ -33,6 +33,24 @@ def test_lenet_reference_counts():
     assert trainable_count(keras_cnn.build("lenet5", head="softmax")) == 60_000 - 10_164 + 10_164 + 850
 
 
+def test_lenet5_scales_inputs_as_the_paper_and_can_skip_it():
+    """Section II.B: background 0 -> -0.1 and foreground 1 -> 1.175, with no trainable parameter."""
+    model = keras_cnn.build("lenet5")
+    scaling = model.get_layer("input_scaling")
+    assert np.allclose(scaling(np.array([0.0, 1.0], "float32")), [-0.1, 1.175])
+    plain = keras_cnn.build("lenet5", input_scaling=None)
+    assert "input_scaling" not in [layer.name for layer in plain.layers]
+    standardized = keras_cnn.build("lenet5", input_scaling=(1 / 0.353, -0.286 / 0.353))
+    assert np.allclose(standardized.get_layer("input_scaling")(np.array([0.286], "float32")), 0.0, atol=1e-6)
+    assert trainable_count(plain) == trainable_count(model) == 60_000
+    images = np.random.default_rng(0).random((2, 32, 32, 1), dtype="float32")
+    plain.set_weights(model.get_weights())  # same weights: the only difference is the input mapping
+    assert np.allclose(model(images), plain(images * 1.275 - 0.1), atol=1e-5)
+    for bad in ("unit", (0, 1), (1, 2, 3), ("1", 0)):
+        with pytest.raises(ValueError, match=r"input_scaling must be 'paper', None or a \(scale, offset\) pair"):
+            keras_cnn.build("lenet5", input_scaling=bad)
+
+
 def test_unknown_name_suggests_close_names():
     with pytest.raises(ValueError, match=r"Unknown model name 'no_such_net'"):
         keras_cnn.build("no_such_net")
@@ -45,7 +63,7 @@ def test_names_are_forgiving_about_case_and_dashes():
 
 
 def test_unknown_option_names_allowed_ones():
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['depth'\]; allowed options are \['head'\]"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['depth'\]; allowed options are \['head', 'input_scaling'\]"):
         keras_cnn.build("lenet5", depth=3)
 
 

@@ -67,7 +67,7 @@ def test_interrupted_run_resumes_without_losing_an_epoch(tmp_path):
     result = keras_cnn.train("lenet5", "digits", output=run, resume=True, verbose=0, callbacks=[resumed])
     assert resumed.epochs == [2, 3]  # the epoch count continues
     assert result.history["epoch"] == [0, 1, 2, 3]  # every epoch logged exactly once
-    steps_per_epoch = 256 // 64
+    steps_per_epoch = 256 // recipe_for("lenet5").batch_size
     assert int(result.model.optimizer.iterations) == 4 * steps_per_epoch  # optimizer state came back too
     assert result.summary["epochs"] == 4
 

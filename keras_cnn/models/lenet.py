@@ -4,6 +4,9 @@
   1998 (http://yann.lecun.com/exdb/publis/pdf/lecun-98.pdf), section II.B: C1 (156 params),
   trainable subsampling S2 (12), partial C3 (1,516, Table I), S4 (32), C5 (48,120), F6 (10,164),
   scaled-tanh squashing everywhere, Euclidean RBF output with fixed codes: 60,000 trainable params.
+  Inputs in [0, 1] are mapped as the paper's section II.B says: background (0) to -0.1, foreground
+  (1) to 1.175, "which makes the mean input roughly 0, and the variance roughly 1" (a parameter-free
+  ``Rescaling`` layer; ``input_scaling=None`` feeds the [0, 1] images unchanged).
 - ``lenet``: the d2l.ai version (chapter 7.1): full C3, sigmoid (or ReLU), average pooling, Dense
   120-84-classes, conv1 padded so 28x28 MNIST fits: 61,706 params.
 
@@ -27,6 +30,9 @@ LECUN_1998 = dict(
     year=1998,
 )
 
+#: LeCun et al. 1998, section II.B: background and foreground pixel values of the network's input.
+PAPER_INPUT_RANGE = (-0.1, 1.175)
+
 
 @register_model(
     family="lenet", **LECUN_1998, input_shape=(32, 32, 1), min_input_size=32, num_classes=10,
@@ -34,17 +40,29 @@ LECUN_1998 = dict(
         "lenet5", params=60_000, follows="LeCun et al. 1998, section II.B (seed 000 section 8)",
         notes="RBF codes are reproducible random +-1 vectors (the paper's 7x12 bitmaps are not "
               "published as data); head='softmax' swaps the RBF layer for Dense(num_classes) "
-              "(+850 params at 10 classes) for everyday training.")],
+              "(+850 params at 10 classes) for everyday training; input_scaling=None skips the paper's "
+              "parameter-free -0.1..1.175 input mapping, input_scaling=(scale, offset) standardizes "
+              "other data (x * scale + offset).")],
 )
-def lenet5(*, inputs, num_classes, include_top, pooling, classifier_activation, head="rbf"):
+def lenet5(*, inputs, num_classes, include_top, pooling, classifier_activation, head="rbf",
+           input_scaling="paper"):
     """LeNet-5 as published: 32x32x1 input, ``head="rbf"`` (paper) or ``"softmax"`` (Dense).
 
     With ``head="rbf"`` the RBF layer returns negated penalties, so ``classifier_activation``
     (softmax by default) turns them into class probabilities and the usual sparse categorical
     cross-entropy trains the net.
+
+    ``input_scaling``: ``"paper"`` maps [0, 1] pixels to [-0.1, 1.175] (section II.B, which aims at
+    inputs of mean about 0 and variance about 1); a ``(scale, offset)`` pair applies
+    ``x * scale + offset`` instead, e.g. ``(1 / std, -mean / std)`` to standardize a data set whose
+    statistics differ from MNIST's (Fashion-MNIST: mean 0.286, std 0.353); ``None`` feeds [0, 1].
     """
     check_choice(head, ("rbf", "softmax"), "head", "lenet5")
-    x = layers.Conv2D(6, 5, activation=lecun_tanh, name="c1")(inputs)
+    x = inputs
+    scale_offset = input_scaling_pair(input_scaling)
+    if scale_offset is not None:
+        x = layers.Rescaling(scale_offset[0], offset=scale_offset[1], name="input_scaling")(x)
+    x = layers.Conv2D(6, 5, activation=lecun_tanh, name="c1")(x)
     x = TrainableSubsampling(name="s2")(x)
     x = layers.Activation(lecun_tanh, name="s2_act")(x)
     x = PartialConv2D(LENET5_C3_TABLE, 5, name="c3")(x)
@@ -60,6 +78,21 @@ def lenet5(*, inputs, num_classes, include_top, pooling, classifier_activation, 
         return predictions(x, num_classes, classifier_activation)
     x = EuclideanRBF(num_classes, as_logits=True, name="rbf", dtype="float32")(x)
     return layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
+
+
+def input_scaling_pair(input_scaling):
+    """``(scale, offset)`` of LeNet-5's input mapping: ``"paper"``, a pair of numbers, or ``None``."""
+    if input_scaling is None:
+        return None
+    if input_scaling == "paper":
+        low, high = PAPER_INPUT_RANGE
+        return high - low, low
+    if (isinstance(input_scaling, (list, tuple)) and len(input_scaling) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in input_scaling)
+            and input_scaling[0] != 0):
+        return float(input_scaling[0]), float(input_scaling[1])
+    raise ValueError(f"lenet5: input_scaling must be 'paper', None or a (scale, offset) pair of numbers with a "
+                     f"nonzero scale, received {input_scaling!r}")
 
 
 @register_model(
