@@ -17,6 +17,8 @@ from pathlib import Path
 
 import keras
 
+from keras_cnn.logits import saving_probabilities
+
 
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Save the model at each epoch end (``best_only``: only when ``monitor`` improves).
@@ -47,12 +49,13 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
 
 def save_atomically(model, path):
-    """``model.save(path)`` through a temporary file and a rename."""
+    """``model.save(path)`` through a temporary file and a rename, always with the softmax outputs."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
     try:
-        model.save(tmp)
+        with saving_probabilities(model):  # a checkpoint taken inside fitting_on_logits
+            model.save(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -28,87 +28,12 @@ from keras_cnn import data as data_lib
 from keras_cnn import distribute
 from keras_cnn.bench import count_trainable
 from keras_cnn.callbacks import AtomicCheckpoint
+from keras_cnn.logits import fitting_on_logits
 from keras_cnn.recipes import Recipe, recipe_for
+from keras_cnn.schedules import (OPTIMIZERS, SCHEDULES, STEP_DROPS, WarmupCosineDecay,  # noqa: F401  (public here too)
+                                 WarmupStepDecay, learning_rate_schedule, make_optimizer)
 from keras_cnn.reporting import (confusion_matrix, cross_entropy, plot_confusion_matrix, plot_curves,
                                  read_history, top_k_accuracy)
-
-OPTIMIZERS = ("adamw", "sgd", "adam")
-SCHEDULES = ("cosine", "step", "constant")
-STEP_DROPS = (0.5, 0.75)  # the rate falls 10x at half and three quarters of the run (He et al. 2016)
-
-
-@keras.saving.register_keras_serializable(package="keras_cnn")
-class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to ``learning_rate``, then 10x drops at the given step boundaries."""
-
-    def __init__(self, learning_rate, boundaries, warmup_steps=0, factor=0.1):
-        self.learning_rate, self.boundaries = float(learning_rate), [int(b) for b in boundaries]
-        self.warmup_steps, self.factor = int(warmup_steps), float(factor)
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        drops = sum(keras.ops.cast(step >= b, "float32") for b in self.boundaries) if self.boundaries else 0.0
-        rate = self.learning_rate * keras.ops.power(self.factor, drops)
-        if self.warmup_steps:
-            rate = rate * keras.ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
-        return rate
-
-    def get_config(self):
-        return {"learning_rate": self.learning_rate, "boundaries": self.boundaries,
-                "warmup_steps": self.warmup_steps, "factor": self.factor}
-
-
-@keras.saving.register_keras_serializable(package="keras_cnn")
-class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to ``learning_rate`` over ``warmup_steps``, then cosine decay to 0 over the
-    remaining ``decay_steps`` (Loshchilov & Hutter 2017; Goyal et al. 2017 for the warm-up).
-
-    Written as one branch-free expression: Keras' optimizers evaluate the schedule once per
-    variable for weight decay, and ``keras.optimizers.schedules.CosineDecay``'s warm-up ``cond``
-    made tracing a MobileNet-v3 train step about 50% slower.
-    """
-
-    def __init__(self, learning_rate, decay_steps, warmup_steps=0):
-        self.learning_rate, self.decay_steps = float(learning_rate), max(1, int(decay_steps))
-        self.warmup_steps = int(warmup_steps)
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        progress = keras.ops.clip((step - self.warmup_steps) / self.decay_steps, 0.0, 1.0)
-        rate = self.learning_rate * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
-        if self.warmup_steps:
-            rate = rate * keras.ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
-        return rate
-
-    def get_config(self):
-        return {"learning_rate": self.learning_rate, "decay_steps": self.decay_steps,
-                "warmup_steps": self.warmup_steps}
-
-
-def learning_rate_schedule(learning_rate, *, schedule="cosine", steps=None, warmup_steps=0):
-    """The learning rate (a schedule over ``steps`` optimizer steps when ``steps`` is known)."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {list(SCHEDULES)}, received {schedule!r}")
-    if not steps or schedule == "constant":
-        return learning_rate
-    warmup_steps = min(warmup_steps, steps - 1)
-    if schedule == "step":
-        return WarmupStepDecay(learning_rate, [int(steps * f) for f in STEP_DROPS], warmup_steps)
-    return WarmupCosineDecay(learning_rate, steps - warmup_steps, warmup_steps)
-
-
-def make_optimizer(name="adamw", *, learning_rate=1e-3, steps=None, warmup_steps=0, weight_decay=1e-4,
-                   momentum=0.9, schedule="cosine"):
-    """AdamW / SGD (Nesterov momentum) / Adam with the schedule of :func:`learning_rate_schedule`."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, received {name!r}")
-    lr = learning_rate_schedule(learning_rate, schedule=schedule, steps=steps, warmup_steps=warmup_steps)
-    if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=momentum, nesterov=True, weight_decay=weight_decay or None)
-    if name == "adam":
-        return keras.optimizers.Adam(lr)
-    return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
-
 
 def main_output(model) -> str | None:
     """Name of the class-probability output of a multi-output (auxiliary-head) model, else None."""
@@ -173,7 +98,9 @@ def compile_and_fit(model, train, *, validation=None, epochs=10, optimizer="adam
     train = for_outputs(data_lib.mix_batches(train, num_classes), model)
     if validation is not None:
         validation = for_outputs(data_lib.mix_batches(validation, num_classes), model)
-    return model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks or [], verbose=verbose)
+    with fitting_on_logits(model):
+        return model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks or [],
+                         verbose=verbose)
 
 
 # --------------------------------------------------------------------------- a whole run
@@ -258,8 +185,9 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
         recipe = {k: getattr(config, k) for k in ("optimizer", "learning_rate", "schedule", "warmup_epochs",
                                                   "weight_decay", "label_smoothing", "jit_compile")}
         compile_model(model, steps_per_epoch=steps_per_epoch, epochs=config.epochs, **recipe)
-        model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, verbose=verbose, shuffle=False,
-                  callbacks=_callbacks(run_dir, model, resume) + list(callbacks or []))
+        with fitting_on_logits(model):
+            model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, verbose=verbose, shuffle=False,
+                      callbacks=_callbacks(run_dir, model, resume) + list(callbacks or []))
         summary = evaluate_model(model, arrays["test"], config, run_dir=run_dir)
     summary["seconds"] = round(time.time() - started, 1)
     (run_dir / "summary.json").write_text(json.dumps(summary) + "\n")

@@ -38,6 +38,7 @@ import numpy as np
 
 from keras_cnn import data as data_lib
 from keras_cnn.callbacks import save_atomically
+from keras_cnn.logits import fitting_on_logits
 from keras_cnn.recipes import recipe_for
 from keras_cnn.registry import build, get_spec, list_models
 from keras_cnn.training import RunConfig, compile_model, evaluate_model, load_splits, make_pipelines
@@ -220,12 +221,13 @@ class HyperCNN(keras_tuner.HyperModel):
 
     def fit(self, hp, model, *args, **kwargs):
         """Train on the package's pipeline, unless ``x`` is passed to ``tuner.search``."""
-        if args or "x" in kwargs or self.arrays is None:
-            return model.fit(*args, **kwargs)
-        config = self.trial_config(hp)
-        train, val, _ = make_pipelines(config, self.arrays, model)
-        kwargs.setdefault("verbose", 0)
-        return model.fit(train, validation_data=val, shuffle=False, **kwargs)
+        with fitting_on_logits(model):
+            if args or "x" in kwargs or self.arrays is None:
+                return model.fit(*args, **kwargs)
+            config = self.trial_config(hp)
+            train, val, _ = make_pipelines(config, self.arrays, model)
+            kwargs.setdefault("verbose", 0)
+            return model.fit(train, validation_data=val, shuffle=False, **kwargs)
 
 
 def _with_recipe(config, variant, options, recipe):

@@ -131,7 +131,7 @@ def test_data_parallel_on_two_jax_cpu_devices(tmp_path):
     summary = run_cli_in_subprocess(
         ["train", "lenet5", "--strategy", "data_parallel", "--epochs", "2", "--limit", "512", "--output", "run",
          "--verbose", "0"], {"KERAS_BACKEND": "jax", "JAX_NUM_CPU_DEVICES": "2"}, tmp_path)
-    assert summary["backend"] == "jax" and summary["devices"] == 2 and summary["test_top1"] > 0.15
+    assert summary["backend"] == "jax" and summary["devices"] == 2 and summary["test_top1"] > 0.3
 
 
 def test_cli_train_evaluate_predict(tmp_path, capsys):

@@ -1,0 +1,94 @@
+"""Learning-rate schedules and the optimizers of the training recipe.
+
+The schedules are registered Keras serializables, so a ``.keras`` checkpoint written by
+:func:`keras_cnn.train` loads after a plain ``import keras_cnn``.
+
+Example:
+    >>> from keras_cnn.schedules import make_optimizer
+    >>> opt = make_optimizer("sgd", learning_rate=0.1, steps=1000, warmup_steps=50, schedule="cosine")
+    >>> round(float(opt.learning_rate), 4)  # the rate at step 0: 0.1 / 50 into the warm-up
+    0.002
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+OPTIMIZERS = ("adamw", "sgd", "adam")
+SCHEDULES = ("cosine", "step", "constant")
+STEP_DROPS = (0.5, 0.75)  # the rate falls 10x at half and three quarters of the run (He et al. 2016)
+
+
+@keras.saving.register_keras_serializable(package="keras_cnn")
+class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``learning_rate``, then 10x drops at the given step boundaries."""
+
+    def __init__(self, learning_rate, boundaries, warmup_steps=0, factor=0.1):
+        self.learning_rate, self.boundaries = float(learning_rate), [int(b) for b in boundaries]
+        self.warmup_steps, self.factor = int(warmup_steps), float(factor)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        drops = sum(keras.ops.cast(step >= b, "float32") for b in self.boundaries) if self.boundaries else 0.0
+        rate = self.learning_rate * keras.ops.power(self.factor, drops)
+        if self.warmup_steps:
+            rate = rate * keras.ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
+        return rate
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "boundaries": self.boundaries,
+                "warmup_steps": self.warmup_steps, "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="keras_cnn")
+class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``learning_rate`` over ``warmup_steps``, then cosine decay to 0 over the
+    remaining ``decay_steps`` (Loshchilov & Hutter 2017; Goyal et al. 2017 for the warm-up).
+
+    Written as one branch-free expression: Keras' optimizers evaluate the schedule once per
+    variable for weight decay, and ``keras.optimizers.schedules.CosineDecay``'s warm-up ``cond``
+    made tracing a MobileNet-v3 train step about 50% slower.
+    """
+
+    def __init__(self, learning_rate, decay_steps, warmup_steps=0):
+        self.learning_rate, self.decay_steps = float(learning_rate), max(1, int(decay_steps))
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        progress = keras.ops.clip((step - self.warmup_steps) / self.decay_steps, 0.0, 1.0)
+        rate = self.learning_rate * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+        if self.warmup_steps:
+            rate = rate * keras.ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
+        return rate
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "decay_steps": self.decay_steps,
+                "warmup_steps": self.warmup_steps}
+
+
+def learning_rate_schedule(learning_rate, *, schedule="cosine", steps=None, warmup_steps=0):
+    """The learning rate (a schedule over ``steps`` optimizer steps when ``steps`` is known)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {list(SCHEDULES)}, received {schedule!r}")
+    if not steps or schedule == "constant":
+        return learning_rate
+    warmup_steps = min(warmup_steps, steps - 1)
+    if schedule == "step":
+        return WarmupStepDecay(learning_rate, [int(steps * f) for f in STEP_DROPS], warmup_steps)
+    return WarmupCosineDecay(learning_rate, steps - warmup_steps, warmup_steps)
+
+
+def make_optimizer(name="adamw", *, learning_rate=1e-3, steps=None, warmup_steps=0, weight_decay=1e-4,
+                   momentum=0.9, schedule="cosine"):
+    """AdamW / SGD (Nesterov momentum) / Adam with the schedule of :func:`learning_rate_schedule`."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, received {name!r}")
+    lr = learning_rate_schedule(learning_rate, schedule=schedule, steps=steps, warmup_steps=warmup_steps)
+    if name == "sgd":
+        return keras.optimizers.SGD(lr, momentum=momentum, nesterov=True, weight_decay=weight_decay or None)
+    if name == "adam":
+        return keras.optimizers.Adam(lr)
+    return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
