@@ -159,7 +159,7 @@ def cmd_train(args):
 
     settings = {key: getattr(args, key) for key in (
         "epochs", "batch_size", "image_size", "learning_rate", "optimizer", "schedule", "warmup_epochs",
-        "label_smoothing", "weight_decay", "mixup", "cutmix", "mixed_precision", "strategy", "limit", "data_dir",
+        "label_smoothing", "weight_decay", "ema", "mixup", "cutmix", "mixed_precision", "strategy", "limit", "data_dir",
         "seed")}
     settings["jit_compile"] = True if args.jit_compile else None
     settings["augment"] = False if args.no_augment else None
@@ -257,6 +257,8 @@ def add_train_arguments(p):
     p.add_argument("--warmup", dest="warmup_epochs", type=int, default=None, help="warm-up epochs")
     p.add_argument("--label-smoothing", type=float, default=None)
     p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--ema", type=float, default=None,
+                   help="momentum of a moving average of the weights, evaluated and saved (e.g. 0.999; 0: off)")
     p.add_argument("--mixup", type=float, default=None, help="MixUp alpha (0: off)")
     p.add_argument("--cutmix", type=float, default=None, help="CutMix factor (0: off)")
     p.add_argument("--no-augment", action="store_true", help="no random translation")

@@ -34,6 +34,7 @@ class Recipe:
     schedule: str = "cosine"
     warmup_epochs: int = 1
     label_smoothing: float = 0.0
+    ema: float = 0.0
     resize: str = "bilinear"
     augment: bool = True
     batch_size: int = 64

@@ -82,13 +82,22 @@ def learning_rate_schedule(learning_rate, *, schedule="cosine", steps=None, warm
 
 
 def make_optimizer(name="adamw", *, learning_rate=1e-3, steps=None, warmup_steps=0, weight_decay=1e-4,
-                   momentum=0.9, schedule="cosine"):
-    """AdamW / SGD (Nesterov momentum) / Adam with the schedule of :func:`learning_rate_schedule`."""
+                   momentum=0.9, schedule="cosine", ema=0.0):
+    """AdamW / SGD (Nesterov momentum) / Adam with the schedule of :func:`learning_rate_schedule`.
+
+    ``ema``: momentum of an exponential moving average of the weights (Polyak averaging, e.g. 0.999;
+    0 turns it off). Keras keeps the average in the optimizer and writes it into the model when
+    ``fit`` ends; :func:`keras_cnn.train` also evaluates and checkpoints the averaged weights.
+    """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, received {name!r}")
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"ema must be a momentum in [0, 1) (0 turns the weight average off), received {ema!r}")
     lr = learning_rate_schedule(learning_rate, schedule=schedule, steps=steps, warmup_steps=warmup_steps)
+    averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=momentum, nesterov=True, weight_decay=weight_decay or None)
+        return keras.optimizers.SGD(lr, momentum=momentum, nesterov=True, weight_decay=weight_decay or None,
+                                    **averaging)
     if name == "adam":
-        return keras.optimizers.Adam(lr)
-    return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
+        return keras.optimizers.Adam(lr, **averaging)
+    return keras.optimizers.AdamW(lr, weight_decay=weight_decay, **averaging)

@@ -49,7 +49,8 @@ def num_classes_of(model) -> int:
 
 
 def compile_model(model, *, steps_per_epoch=None, epochs=1, optimizer="adamw", learning_rate=1e-3,
-                  schedule="cosine", warmup_epochs=0, weight_decay=1e-4, label_smoothing=0.0, jit_compile="auto"):
+                  schedule="cosine", warmup_epochs=0, weight_decay=1e-4, label_smoothing=0.0, jit_compile="auto",
+                  ema=0.0):
     """Compile for one-hot (possibly mixed) labels with top-1 and top-5 accuracy.
 
     Models with auxiliary heads (GoogLeNet, Inception-v3 with ``aux_logits=True``) get one loss per
@@ -58,7 +59,7 @@ def compile_model(model, *, steps_per_epoch=None, epochs=1, optimizer="adamw", l
     """
     steps = steps_per_epoch * epochs if steps_per_epoch else None
     opt = make_optimizer(optimizer, learning_rate=learning_rate, steps=steps, schedule=schedule,
-                         warmup_steps=(steps_per_epoch or 0) * warmup_epochs, weight_decay=weight_decay)
+                         warmup_steps=(steps_per_epoch or 0) * warmup_epochs, weight_decay=weight_decay, ema=ema)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
     num_classes = num_classes_of(model)
     metrics = [keras.metrics.CategoricalAccuracy(name="accuracy"),
@@ -126,6 +127,7 @@ class RunConfig:
     warmup_epochs: int = 1
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
+    ema: float = 0.0
     resize: str = "bilinear"
     augment: bool = True
     translate: float = 0.1
@@ -161,7 +163,7 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
 
     ``settings`` are the fields of :class:`RunConfig` (``epochs``, ``batch_size``, ``image_size``,
     ``learning_rate``, ``optimizer`` sgd|adamw|adam, ``schedule`` cosine|step|constant,
-    ``warmup_epochs``, ``label_smoothing``, ``weight_decay``, ``augment``, ``mixup``, ``cutmix``,
+    ``warmup_epochs``, ``label_smoothing``, ``weight_decay``, ``ema`` (weight-average momentum), ``augment``, ``mixup``, ``cutmix``,
     ``mixed_precision`` float16|bfloat16|auto, ``jit_compile``, ``strategy`` none|mirrored|data_parallel,
     ``limit`` (first N training images), ``model_options`` for ``build``, ...); what is not given
     comes from the model's :mod:`~keras_cnn.recipes` entry and the data set. ``resume=True``
@@ -183,11 +185,11 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
         train_ds, test_ds, steps_per_epoch = make_pipelines(config, arrays, model)
         (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
         recipe = {k: getattr(config, k) for k in ("optimizer", "learning_rate", "schedule", "warmup_epochs",
-                                                  "weight_decay", "label_smoothing", "jit_compile")}
+                                                  "weight_decay", "label_smoothing", "jit_compile", "ema")}
         compile_model(model, steps_per_epoch=steps_per_epoch, epochs=config.epochs, **recipe)
         with fitting_on_logits(model):
             model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, verbose=verbose, shuffle=False,
-                      callbacks=_callbacks(run_dir, model, resume) + list(callbacks or []))
+                      callbacks=_callbacks(run_dir, model, resume, ema=config.ema) + list(callbacks or []))
         summary = evaluate_model(model, arrays["test"], config, run_dir=run_dir)
     summary["seconds"] = round(time.time() - started, 1)
     (run_dir / "summary.json").write_text(json.dumps(summary) + "\n")
@@ -282,13 +284,17 @@ def make_pipelines(config, arrays, model):
     return for_outputs(train, model), for_outputs(test, model), steps
 
 
-def _callbacks(run_dir: Path, model, resume):
+def _callbacks(run_dir: Path, model, resume, ema=0.0):
     head = main_output(model)
     monitor = f"val_{head}_accuracy" if head else "val_accuracy"
     history = read_history(run_dir / "history.csv") if resume else {}
     best_so_far = max(history[monitor]) if history.get(monitor) else None
+    # The backup comes first: it saves the training weights (and the average in the optimizer);
+    # with a weight average, validation and the checkpoints after it see the averaged weights.
+    averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
     return [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+        *averaging,
         AtomicCheckpoint(run_dir / "last.keras"),
         AtomicCheckpoint(run_dir / "best.keras", monitor=monitor, mode="max", best_only=True,
                          best_value=best_so_far),

@@ -72,6 +72,32 @@ def test_interrupted_run_resumes_without_losing_an_epoch(tmp_path):
     assert result.summary["epochs"] == 4
 
 
+class LastTrainingWeights(keras.callbacks.Callback):
+    """The raw (not averaged) weights after the last training step."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.weights = [np.array(v) for v in self.model.trainable_variables]
+
+
+def test_weight_average_is_evaluated_saved_and_resumed(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        keras_cnn.train("lenet5", "digits", output=run, epochs=3, limit=512, ema=0.9, verbose=0,
+                        callbacks=[EpochRecorder(stop_after=1)])
+    raw = LastTrainingWeights()
+    result = keras_cnn.train("lenet5", "digits", output=run, resume=True, verbose=0, callbacks=[raw])
+    assert result.history["epoch"] == [0, 1, 2] and json.loads((run / "config.json").read_text())["ema"] == 0.9
+    final = [np.array(v) for v in result.model.trainable_variables]
+    assert any(not np.allclose(a, b) for a, b in zip(final, raw.weights))  # the model holds the average
+    # validation ran on the averaged weights: the last epoch's score is the final test score
+    assert result.summary["test_top1"] == pytest.approx(result.history["val_accuracy"][-1], abs=1e-4)
+    reloaded = keras.saving.load_model(run / "last.keras")  # the checkpoint holds the average too
+    for a, b in zip(final, reloaded.trainable_variables):
+        np.testing.assert_allclose(a, np.array(b), atol=1e-6)
+    with pytest.raises(ValueError, match=r"ema must be a momentum in \[0, 1\)"):
+        training.make_optimizer("adamw", ema=1.5)
+
+
 def test_resume_needs_a_run_and_settings_are_checked(tmp_path):
     with pytest.raises(ValueError, match="holds no run"):
         keras_cnn.train("lenet5", output=tmp_path / "none", resume=True)
