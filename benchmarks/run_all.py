@@ -28,7 +28,8 @@ RESULTS = HERE / "results"
 FASHION_RUNS = {
     "lenet5": {},
     # He et al. 2016 sec. 4.2 train 164 epochs; 10 is what the 2-core CPU machine affords per run.
-    "resnet20": {"epochs": 10, "optimizer": "sgd", "learning_rate": 0.1, "batch_size": 128, "weight_decay": 1e-4},
+    "resnet20": {"epochs": 10, "optimizer": "sgd", "learning_rate": 0.1, "batch_size": 128, "weight_decay": 1e-4,
+                 "flip": True},
     "mobilenet_v2": {"image_size": 32},
     "shufflenet_v2_x0_5": {"image_size": 32},
     "densenet_bc_100_k12": {},
