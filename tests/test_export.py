@@ -13,6 +13,7 @@ from keras_cnn.export import ExportError, export_saved_model, export_tflite, run
 
 @pytest.fixture(scope="module")
 def small_model():
+    keras.utils.set_random_seed(0)
     model = keras_cnn.build("mobilenet_v3_small", num_classes=10, input_shape=(32, 32, 3))
     randomize_batch_norm(model, seed=1)
     return model
@@ -33,6 +34,16 @@ def test_tflite_int8_reports_top1_agreement(small_model, tmp_path):
     report = export_tflite(small_model, tmp_path / "m_int8.tflite", quantize="int8")
     assert 0.0 <= report["top1_agreement_vs_keras"] <= 1.0 and report["quantize"] == "int8"
     assert report["flex_ops"] == [] and report["size_bytes"] < (tmp_path / "m_int8.tflite").stat().st_size + 1
+
+
+def test_dynamic_range_reports_agreement_and_holds_a_given_tolerance(small_model, tmp_path):
+    x = np.random.default_rng(2).uniform(0, 1, (8, 32, 32, 3)).astype("float32")
+    report = export_tflite(small_model, tmp_path / "m_dynamic.tflite", quantize="dynamic", verify_data=x)
+    assert 0.0 <= report["top1_agreement_vs_keras"] <= 1.0 and report["max_abs_diff_vs_keras"] > 0.0
+    too_tight = report["max_abs_diff_vs_keras"] / 2
+    with pytest.raises(ExportError, match="differ from Keras"):
+        export_tflite(small_model, tmp_path / "strict.tflite", quantize="dynamic", verify_data=x, tolerance=too_tight)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m_dynamic.tflite", "m_dynamic.tflite.json"]
 
 
 def test_saved_model_signatures_match_keras(small_model, tmp_path):
