@@ -1,4 +1,4 @@
-"""Callbacks of the training recipe: atomic ``.keras`` checkpoints.
+"""Callbacks of the training recipe: atomic ``.keras`` checkpoints and epoch wall times.
 
 Keras' ``ModelCheckpoint`` writes straight to the target file, so a run killed while it writes
 leaves a truncated ``best.keras``. :class:`AtomicCheckpoint` writes to a temporary name in the
@@ -13,11 +13,27 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 import keras
 
 from keras_cnn.logits import saving_probabilities
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Add ``epoch_seconds`` (wall time of the epoch, validation included) to the epoch's logs.
+
+    Put it before ``CSVLogger``: ``history.csv`` then holds every epoch's time across resumes,
+    and a resumed run's total training time is the sum of that column.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and hasattr(self, "_started"):
+            logs["epoch_seconds"] = round(time.perf_counter() - self._started, 2)
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):

@@ -51,6 +51,8 @@ def read_history(path) -> dict[str, list[float]]:
     columns = {}
     for epoch in sorted(rows):
         for key, value in rows[epoch].items():
+            if key is None:  # more values than header names: a column added by a resumed run
+                continue
             columns.setdefault(key, []).append(float(value) if value not in ("", None) else float("nan"))
     return columns
 

@@ -27,7 +27,7 @@ import numpy as np
 from keras_cnn import data as data_lib
 from keras_cnn import distribute
 from keras_cnn.bench import count_trainable
-from keras_cnn.callbacks import AtomicCheckpoint
+from keras_cnn.callbacks import AtomicCheckpoint, EpochTimer
 from keras_cnn.logits import fitting_on_logits
 from keras_cnn.recipes import Recipe, recipe_for
 from keras_cnn.schedules import (OPTIMIZERS, SCHEDULES, STEP_DROPS, WarmupCosineDecay,  # noqa: F401  (public here too)
@@ -191,7 +191,10 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
             model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, verbose=verbose, shuffle=False,
                       callbacks=_callbacks(run_dir, model, resume, ema=config.ema) + list(callbacks or []))
         summary = evaluate_model(model, arrays["test"], config, run_dir=run_dir)
-    summary["seconds"] = round(time.time() - started, 1)
+    summary["seconds"] = round(time.time() - started, 1)  # this call: data, training, evaluation
+    epoch_seconds = read_history(run_dir / "history.csv").get("epoch_seconds", [])
+    if len(epoch_seconds) == config.epochs and all(np.isfinite(epoch_seconds)):
+        summary["train_seconds"] = round(float(sum(epoch_seconds)), 1)  # every epoch, across resumes
     (run_dir / "summary.json").write_text(json.dumps(summary) + "\n")
     print(json.dumps(summary))
     return TrainResult(model, read_history(run_dir / "history.csv"), summary, run_dir)
@@ -293,6 +296,7 @@ def _callbacks(run_dir: Path, model, resume, ema=0.0):
     # with a weight average, validation and the checkpoints after it see the averaged weights.
     averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
     return [
+        EpochTimer(),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         *averaging,
         AtomicCheckpoint(run_dir / "last.keras"),

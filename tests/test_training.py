@@ -70,6 +70,9 @@ def test_interrupted_run_resumes_without_losing_an_epoch(tmp_path):
     steps_per_epoch = 256 // recipe_for("lenet5").batch_size
     assert int(result.model.optimizer.iterations) == 4 * steps_per_epoch  # optimizer state came back too
     assert result.summary["epochs"] == 4
+    # every epoch's wall time is logged, so the total covers the epochs run before the interruption
+    assert len(result.history["epoch_seconds"]) == 4 and min(result.history["epoch_seconds"]) > 0
+    assert result.summary["train_seconds"] == pytest.approx(sum(result.history["epoch_seconds"]), abs=0.1)
 
 
 class LastTrainingWeights(keras.callbacks.Callback):
