@@ -177,8 +177,13 @@ def render():
         _chart(RESULTS / "fashion.png", [r["model"] for r in rows],
                {"ours": [r["test_top1"] for r in rows], "anchor": [r["anchor_top1"] or 0 for r in rows]},
                "Fashion-MNIST test accuracy", "top-1")
+        missing = [row for row in FASHION_RUNS if row not in {r["model"] for r in rows}]
         sections.append("## Fashion-MNIST accuracy (full data set, package recipe)\n\n" + _environment_line(rec)
-                        + " Anchors: `../shared/REFERENCE.md` (the data set's own benchmark table).\n\n"
+                        + " Anchors: `../shared/REFERENCE.md` (the data set's own benchmark table). `seconds`:"
+                        " training wall time, every epoch summed across resumes (validation included); the"
+                        " lenet5 rows and resnet20's first 7 epochs shared the 2 cores with other runs, which"
+                        " inflates them up to ~3x (benchmarks/README.md)."
+                        + (f" Not run yet: {', '.join(missing)}." if missing else "") + "\n\n"
                         + markdown_table(rows, ["model", "test_top1", "target", "anchor", "anchor_top1", "epochs",
                                                 "image_size", "seconds", "params", "backend"])
                         + "\n\n![](results/fashion.png)\n")
