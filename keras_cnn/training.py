@@ -192,12 +192,13 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
                       callbacks=_callbacks(run_dir, model, resume, ema=config.ema) + list(callbacks or []))
         summary = evaluate_model(model, arrays["test"], config, run_dir=run_dir)
     summary["seconds"] = round(time.time() - started, 1)  # this call: data, training, evaluation
-    epoch_seconds = read_history(run_dir / "history.csv").get("epoch_seconds", [])
+    history = read_history(run_dir / "history.csv")
+    epoch_seconds = history.get("epoch_seconds", [])
     if len(epoch_seconds) == config.epochs and all(np.isfinite(epoch_seconds)):
         summary["train_seconds"] = round(float(sum(epoch_seconds)), 1)  # every epoch, across resumes
     (run_dir / "summary.json").write_text(json.dumps(summary) + "\n")
     print(json.dumps(summary))
-    return TrainResult(model, read_history(run_dir / "history.csv"), summary, run_dir)
+    return TrainResult(model, history, summary, run_dir)
 
 
 def _resolve_config(name, dataset, run_dir, resume, given_model, settings) -> RunConfig:
