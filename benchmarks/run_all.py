@@ -39,7 +39,7 @@ FASHION_RUNS = {
     "mobilenet_v2": {"image_size": 32},
     "shufflenet_v2_x0_5": {"image_size": 32},
     # At the native 28x28 (its three blocks end on 7x7 maps; 32x32 costs 1.3x more) and for the 3 epochs
-    # the 2-core CPU machine affords (~10-13 min an epoch); the recipe's 10 want the GPU machine.
+    # the 2-core CPU machine affords (~27 min an epoch measured); the recipe's 10 want the GPU machine.
     "densenet_bc_100_k12": {"image_size": 28, "epochs": 3},
     # 4 epochs is what the 2-core CPU machine affords (~8 min an epoch at 64x64); the recipe's 10
     # want the GPU machine.
@@ -185,7 +185,8 @@ def render():
                         + " Anchors: `../shared/REFERENCE.md` (the data set's own benchmark table). `seconds`:"
                         " training wall time, every epoch summed across resumes (validation included); the"
                         " lenet5 rows and resnet20's first 7 epochs shared the 2 cores with other runs, which"
-                        " inflates them up to ~3x (benchmarks/README.md)."
+                        " inflates them up to ~3x (benchmarks/README.md); resnet20_20_epochs ran alone but its"
+                        " epochs slowed from 142 s to 420 s half way for a cause not found."
                         + (f" Not run yet: {', '.join(missing)}." if missing else "") + "\n\n"
                         + markdown_table(rows, ["model", "test_top1", "target", "anchor", "anchor_top1", "epochs",
                                                 "image_size", "seconds", "params", "backend"])
