@@ -24,10 +24,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
-#: The Fashion-MNIST table, one row per run (folder ``results/fashion_mnist/<row>``): the keras_cnn.train settings, and
-#: ``model`` where the row is not named after its model.
 #: He et al. 2016 sec. 4.2's CIFAR recipe (they train 164 epochs; the rows below set fewer).
 RESNET20_RECIPE = {"optimizer": "sgd", "learning_rate": 0.1, "batch_size": 128, "weight_decay": 1e-4, "flip": True}
+#: The Fashion-MNIST table, one row per run (folder ``results/fashion_mnist/<row>``): the keras_cnn.train
+#: settings, and ``model`` where the row is not named after its model.
 FASHION_RUNS = {
     "lenet5": {},
     # The issue's 10 epochs give 0.880-0.9007 over seeds and recipes (benchmarks/README.md); the

@@ -63,7 +63,8 @@ VARIANTS = {
               for name, (k, blocks, init, params, macs, top1) in VARIANTS.items()]
     + [Variant("densenet_bc_100_k12",
                {"growth_rate": 12, "block_config": (16, 16, 16), "num_init_features": 24, "stem": "cifar"},
-               params=769_162, input_shape=(32, 32, 3), min_input_size=8, num_classes=10, accuracy="CIFAR-10 error 4.51% (+)",
+               params=769_162, input_shape=(32, 32, 3), num_classes=10, accuracy="CIFAR-10 error 4.51% (+)",
+               min_input_size=8,  # 3x3 stride-1 stem and two 2x2 pooling transitions: 8 -> 4 -> 2
                follows="paper section 3 / Table 2 (DenseNet-BC, L=100, k=12)",
                notes="count derived from the definition [C]; the paper prints 0.8M, the Fashion-MNIST "
                      "benchmark 768K (it counts the 1-channel stem)")],
