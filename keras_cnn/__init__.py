@@ -8,8 +8,11 @@
 
 __version__ = "0.1.0"
 
-from keras_cnn import layers  # noqa: F401  (registers the custom layers for .keras loading)
-from keras_cnn import schedules  # noqa: F401  (registers the learning-rate schedules of checkpoints)
+# Importing the package registers everything a saved model may name: the custom layers
+# (wherever they are defined), the learning-rate schedules of checkpoints and every model family.
+from keras_cnn import layers  # noqa: F401
+from keras_cnn import models  # noqa: F401
+from keras_cnn import schedules  # noqa: F401
 from keras_cnn.fusion import reparameterize
 from keras_cnn.registry import Variant, build, get_spec, list_models, model_info, register_model
 

@@ -12,12 +12,12 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
 import keras
 
+from keras_cnn.atomic import atomic_path
 from keras_cnn.logits import saving_probabilities
 
 
@@ -66,13 +66,5 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
 def save_atomically(model, path):
     """``model.save(path)`` through a temporary file and a rename, always with the softmax outputs."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
-    try:
-        with saving_probabilities(model):  # a checkpoint taken inside fitting_on_logits
-            model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, saving_probabilities(model):  # a checkpoint taken inside fitting_on_logits
+        model.save(tmp)

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
+
+from keras_cnn.atomic import atomic_path, write_bytes, write_text
 
 QUANTIZE_MODES = (None, "float16", "dynamic", "int8")
 # The float conversions are near-exact, so they are held to a tolerance on the probabilities. The
@@ -80,47 +80,8 @@ def _static_input_shape(model, batch_size):
     return (batch_size, *shape)
 
 
-# --------------------------------------------------------------------------- atomic writes
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_dir(target: Path):
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; exports are shared files
-    return tmp
-
-
-def _commit_dir(tmp: Path, target: Path):
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
-
-
-def _write_atomic(path: Path, data: bytes):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _write_report(path: Path, report: dict):
-    _write_atomic(Path(f"{path}.json"), json.dumps(report, indent=2, default=str).encode())
+    write_text(f"{path}.json", json.dumps(report, indent=2, default=str))
 
 
 def _sample_batch(shape, seed=0):
@@ -149,8 +110,7 @@ def export_saved_model(model, path, *, include_preprocessing=True, class_names=N
     archive.add_endpoint("serving_float", float_fn, input_signature=[float_spec])
     if include_preprocessing:
         archive.add_endpoint("serving_default", uint8_fn, input_signature=[uint8_spec])
-    tmp = _atomic_dir(path)
-    try:
+    with atomic_path(path, directory=True) as tmp:
         archive.write_out(str(tmp), verbose=False)
         report = {"format": "saved_model", "path": str(path), "signatures": ["serving_float"] +
                   (["serving_default"] if include_preprocessing else []),
@@ -159,10 +119,6 @@ def export_saved_model(model, path, *, include_preprocessing=True, class_names=N
                   "class_names": list(class_names) if class_names else None}
         if verify:
             report["max_abs_diff_vs_keras"] = _verify_saved_model(tmp, clone, (4, height, width, channels))
-        _commit_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     _write_report(path, report)
     return report
 
@@ -299,7 +255,7 @@ def _convert_and_write(traced, path, quantize, *, representative_data=None, int8
             limit = tolerance if tolerance is not None else DEFAULT_TOLERANCE.get(quantize)
             if limit is not None and diff > limit:
                 raise ExportError(f"{path.name}: TFLite probabilities differ from Keras by {diff:.3g} (> {limit})")
-    _write_atomic(path, flatbuffer)
+    write_bytes(path, flatbuffer)
     _write_report(path, report)
     return report
 

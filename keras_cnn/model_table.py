@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from keras_cnn.atomic import write_text
+
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "docs" / "MODELS.md"
 REGENERATE = "keras-cnn models --write docs/MODELS.md"
 HEADER = f"""# Registered models
@@ -104,12 +106,7 @@ def generate(path=DEFAULT_PATH, names=None, progress=None) -> Path:
         gc.collect()
         if progress:
             progress(name, measurements[name])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(render(measurements))
-    tmp.replace(path)
-    return path
+    return write_text(path, render(measurements))
 
 
 def documented_rows(path=DEFAULT_PATH) -> dict[str, str]:

@@ -140,14 +140,8 @@ def register_model(
     return decorator
 
 
-def _ensure_models_imported() -> None:
-    # Importing the package registers every family; the registry is useless without it.
-    from keras_cnn import models  # noqa: F401
-
-
 def list_models(pattern: str | None = None) -> list[str]:
     """Every registered name, sorted; ``pattern`` filters with fnmatch (``"resnet*"``)."""
-    _ensure_models_imported()
     names = sorted(_REGISTRY)
     if pattern:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
@@ -156,7 +150,6 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 def get_spec(name: str) -> ModelSpec:
     """The :class:`ModelSpec` of ``name``; unknown names raise ``ValueError`` with close matches."""
-    _ensure_models_imported()
     if not isinstance(name, str):
         raise ValueError(f"model name must be a string, received {name!r}")
     key = name.strip().lower().replace("-", "_")

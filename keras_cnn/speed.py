@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_cnn.atomic import write_text
+
 #: our name -> (keras.applications constructor, our build options that match its layout).
 #: keras.applications' ResNet50/101/152 are the original v1 (stride in the first 1x1 conv).
 KERAS_APPLICATIONS = {
@@ -285,13 +287,8 @@ def environment() -> dict:
 
 def write_json(kind, rows, path, **settings) -> Path:
     """``{"kind", "environment", "settings", "rows"}`` written atomically to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"kind": kind, "environment": environment(), "settings": settings, "rows": rows},
-                              indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text(path, json.dumps({"kind": kind, "environment": environment(), "settings": settings,
+                                        "rows": rows}, indent=2) + "\n")
 
 
 def markdown_table(rows, columns=None) -> str:

@@ -9,9 +9,10 @@ from keras_cnn.layers.lenet import LENET5_C3_TABLE, EuclideanRBF, PartialConv2D,
 from keras_cnn.layers.lrn import LocalResponseNormalization
 from keras_cnn.layers.repvgg import RepVGGBlock
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
+from keras_cnn.layers.zero_pad_shortcut import ZeroPadShortcut
 
 __all__ = [
     "AdaptiveAveragePooling2D", "ChannelShuffle", "ChannelSplit", "DropPath", "EuclideanRBF", "LENET5_C3_TABLE", "LocalResponseNormalization",
-    "PartialConv2D", "RepVGGBlock", "SqueezeExcite", "TrainableSubsampling", "hard_sigmoid", "hard_swish",
+    "PartialConv2D", "RepVGGBlock", "SqueezeExcite", "TrainableSubsampling", "ZeroPadShortcut", "hard_sigmoid", "hard_swish",
     "lecun_tanh",
 ]

@@ -20,7 +20,6 @@ Example:
     (None, 10)
 """
 
-import keras
 from keras import layers
 
 from keras_cnn.blocks import (
@@ -29,31 +28,10 @@ from keras_cnn.blocks import (
 )
 from keras_cnn.layers.drop_path import DropPath
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
+from keras_cnn.layers.zero_pad_shortcut import ZeroPadShortcut
 from keras_cnn.registry import Variant, register_model
 
 SHORTCUTS = ("A", "B", "C")
-
-
-@keras.saving.register_keras_serializable(package="keras_cnn")
-class ZeroPadShortcut(layers.Layer):
-    """Option A shortcut of the ResNet paper: subsample by ``strides`` and zero-pad channels."""
-
-    def __init__(self, filters, strides=1, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = filters
-        self.strides = strides
-
-    def call(self, inputs):
-        x = inputs[:, ::self.strides, ::self.strides, :] if self.strides > 1 else inputs
-        extra = self.filters - inputs.shape[-1]
-        return keras.ops.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]]) if extra else x
-
-    def compute_output_shape(self, input_shape):
-        down = lambda s: None if s is None else (s + self.strides - 1) // self.strides  # noqa: E731
-        return (input_shape[0], down(input_shape[1]), down(input_shape[2]), self.filters)
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
 
 
 def shortcut(x, filters, strides, kind, name, *, preact=None):
