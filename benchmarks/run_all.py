@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 RESULTS = HERE / "results"
 
 #: He et al. 2016 sec. 4.2's CIFAR recipe (they train 164 epochs; the rows below set fewer).
@@ -45,7 +47,8 @@ FASHION_RUNS = {
     # want the GPU machine.
     "googlenet": {"image_size": 64, "epochs": 4},
 }
-#: ../shared/REFERENCE.md, "Real data anchors (Fashion-MNIST, test accuracy)".
+#: Fashion-MNIST's own benchmark table (zalandoresearch/fashion-mnist, README "Benchmark": test accuracy of
+#: submitted models).
 ANCHORS = {"lenet5": ("2 Conv+pooling", 0.916), "resnet20": ("ResNet18 (augmentation)", 0.949),
            "mobilenet_v2": ("MobileNet (flips)", 0.950), "shufflenet_v2_x0_5": ("MobileNet (flips)", 0.950),
            "densenet_bc_100_k12": ("DenseNet-BC 768K", 0.954), "googlenet": ("GoogLeNet", 0.937)}
@@ -95,7 +98,9 @@ def run_fashion(args):
         folder = RESULTS / "fashion_mnist" / row
         summary_file = folder / "summary.json"
         if not summary_file.is_file() and (not args.names or row in args.names):
-            keras_cnn.train(name, "fashion_mnist", output=folder, resume=folder.exists(), verbose=2, **settings)
+            # the run folder as a path inside the repository, so its summary names no machine's folders
+            keras_cnn.train(name, "fashion_mnist", output=folder.relative_to(ROOT), resume=folder.exists(), verbose=2,
+                            **settings)
         if not summary_file.is_file():
             continue
         summary = json.loads(summary_file.read_text())
@@ -182,7 +187,7 @@ def render():
                "Fashion-MNIST test accuracy", "top-1")
         missing = [row for row in FASHION_RUNS if row not in {r["model"] for r in rows}]
         sections.append("## Fashion-MNIST accuracy (full data set, package recipe)\n\n" + _environment_line(rec)
-                        + " Anchors: `../shared/REFERENCE.md` (the data set's own benchmark table). `seconds`:"
+                        + " Anchors: the data set's own benchmark table (zalandoresearch/fashion-mnist README). `seconds`:"
                         " training wall time, every epoch summed across resumes (validation included); the"
                         " lenet5 rows and resnet20's first 7 epochs shared the 2 cores with other runs, which"
                         " inflates them up to ~3x (benchmarks/README.md); resnet20_20_epochs ran alone but its"
@@ -207,6 +212,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--render-only", action="store_true")
     args = parser.parse_args(argv)
+    os.chdir(ROOT)  # run folders are named relative to the repository root
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.render_only:
         for part in args.parts.split(","):

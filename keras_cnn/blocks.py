@@ -8,6 +8,8 @@ feature map by half a pixel and would stop reference weights from giving the sam
 
 from __future__ import annotations
 
+import difflib
+
 from keras import layers
 
 #: BatchNorm settings of torchvision/timm (PyTorch momentum 0.1 is Keras momentum 0.9).
@@ -159,8 +161,14 @@ def check_positive_int(value, what, name):
 
 def check_choice(value, allowed, what, name):
     """Raise ``ValueError`` naming ``what``, the received value and the allowed ones."""
-    if value not in allowed:
-        raise ValueError(f"{name}: {what} must be one of {list(allowed)}, received {value!r}")
+    try:
+        known = value in allowed
+    except TypeError:  # an unhashable value looked up in a dict of choices
+        known = False
+    if not known:
+        close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(f"{name}: {what} must be one of {list(allowed)}, received {value!r}.{hint}")
     return value
 
 

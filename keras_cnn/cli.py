@@ -4,7 +4,7 @@
     keras-cnn info NAME              paper, reference and measured params/MACs, options of a variant
     keras-cnn models --write docs/MODELS.md   regenerate the table of every variant (measured vs reference)
     keras-cnn summary NAME           Keras summary plus trainable params vs the reference
-    keras-cnn export NAME|FILE.keras --format savedmodel|tflite [--quantize float16|dynamic|int8]
+    keras-cnn export RUN|FILE.keras|NAME --format savedmodel|tflite [--quantize float16|dynamic|int8|all]
     keras-cnn demo                   the main job: train mobilenet_v3_small on the bundled digits
     keras-cnn train NAME --dataset D [--epochs E ...]   train into a run folder (see keras_cnn.training)
     keras-cnn evaluate RUN|FILE.keras [--dataset D]     test top-1/top-5 of a run
@@ -101,7 +101,7 @@ def cmd_summary(args):
     if args.num_classes:
         kwargs["num_classes"] = args.num_classes
     if args.input_shape:
-        kwargs["input_shape"] = tuple(int(s) for s in args.input_shape.split(","))
+        kwargs["input_shape"] = _parse_shape(args.input_shape)
     model = build(spec.name, **kwargs)
     model.summary(line_length=110)
     trainable = count_trainable(model)
@@ -125,33 +125,41 @@ def cmd_demo(args):
 def cmd_export(args):
     from pathlib import Path
 
-    import keras
-
     from keras_cnn.export import export_saved_model, export_tflite, export_tflite_modes
-    from keras_cnn.registry import build
+    from keras_cnn.inference import calibration_images, load_model_source
 
-    source = Path(args.model)
-    if source.suffix == ".keras":
-        if not source.is_file():
-            raise ValueError(f"no such model file: {source}")
-        model, name = keras.saving.load_model(source), source.stem
-    else:
-        kwargs = {"num_classes": args.num_classes} if args.num_classes else {}
-        if args.input_shape:
-            kwargs["input_shape"] = tuple(int(s) for s in args.input_shape.split(","))
-        model, name = build(args.model, **kwargs), args.model
+    kwargs = {"num_classes": args.num_classes} if args.num_classes else {}
+    if args.input_shape:
+        kwargs["input_shape"] = _parse_shape(args.input_shape)
+    model, name, config = load_model_source(args.model, args.checkpoint, **kwargs)
+    classes = list(config.class_names) if config else None
+    representative = verify = None
+    if config is not None and args.format == "tflite" and args.quantize in ("int8", "dynamic", "all"):
+        representative, verify = calibration_images(config)  # the run's own images, when they are here
     output = Path(args.output or Path("savedmodels") / name)
     if args.format == "savedmodel":
-        report = export_saved_model(model, output / "saved_model")
+        report = export_saved_model(model, output / "saved_model", class_names=classes)
+    elif args.quantize == "all":
+        report = export_tflite_modes(model, output, name=name, batch_size=args.batch_size, class_names=classes,
+                                     representative_data=representative, verify_data=verify)
     else:
-        if args.quantize == "all":
-            report = export_tflite_modes(model, output, name=name, batch_size=args.batch_size)
-        else:
-            suffix = f"_{args.quantize}" if args.quantize else ""
-            report = export_tflite(model, output / f"{name}{suffix}.tflite", quantize=args.quantize,
-                                   batch_size=args.batch_size)
+        suffix = f"_{args.quantize}" if args.quantize else ""
+        report = export_tflite(model, output / f"{name}{suffix}.tflite", quantize=args.quantize,
+                               batch_size=args.batch_size, class_names=classes,
+                               representative_data=representative if args.quantize == "int8" else None,
+                               verify_data=verify if args.quantize in ("int8", "dynamic") else None)
     print(json.dumps(report, indent=2, default=str))
     return 0
+
+
+def _parse_shape(text):
+    try:
+        shape = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3:
+        raise ValueError(f"--input-shape takes H,W,C (e.g. 64,64,1), received {text!r}")
+    return shape
 
 
 def cmd_train(args):
@@ -192,9 +200,13 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
+    from keras_cnn.data import image_files
     from keras_cnn.inference import predict
 
-    for file, top in zip(args.images, predict(args.run, args.images, top=args.top, checkpoint=args.checkpoint)):
+    if args.top < 1:
+        raise ValueError(f"--top must be a positive integer, received {args.top}")
+    files = image_files(args.images)  # folders expand to the images in them
+    for file, top in zip(files, predict(args.run, files, top=args.top, checkpoint=args.checkpoint)):
         ranked = ", ".join(f"{entry['class']} {entry['probability']:.3f}" for entry in top)
         print(f"{file}: {ranked}")
     return 0
@@ -275,9 +287,18 @@ def add_train_arguments(p):
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in the command's one-line form: ``keras-cnn: error: ...``, exit 2."""
+
+    def error(self, message):
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        where = f"keras-cnn {command} --help" if command else "keras-cnn --help"
+        self.exit(2, f"keras-cnn: error: {' '.join(message.split())} (see {where})\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keras-cnn", description="The classic CNN line in Keras 3.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="keras-cnn", description="The classic CNN line in Keras 3.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("list", help="list registered model names")
     p.add_argument("pattern", nargs="?", default=None, help='fnmatch pattern, e.g. "resnet*"')
@@ -292,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="table of every variant: measured vs reference params and MACs")
     p.add_argument("pattern", nargs="?", default=None, help='print only these rows (fnmatch, e.g. "resnet*")')
     p.add_argument("--write", default=None, metavar="PATH", help="write the whole table to PATH (docs/MODELS.md)")
-    p.add_argument("--write-default", action="store_true", help="write the package's docs/MODELS.md")
+    p.add_argument("--write-default", action="store_true", help="write docs/MODELS.md in the current folder "
+                   "(a checkout's root)")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("summary", help="Keras summary and trainable params vs the reference")
@@ -301,8 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", default=None, help="H,W,C, e.g. 64,64,1")
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("export", help="export a registered model or a .keras file to SavedModel or TFLite")
-    p.add_argument("model", help="registry name or path of a .keras file")
+    p = sub.add_parser("export", help="export a run folder, a .keras file or a registered model to SavedModel or "
+                                      "TFLite")
+    p.add_argument("model", help="run folder (from train or tune), .keras file, or registry name (random weights)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="of a run folder")
     p.add_argument("--format", choices=("savedmodel", "tflite"), default="tflite")
     p.add_argument("--quantize", choices=("float16", "dynamic", "int8", "all"), default=None,
                    help="all: float32, float16, dynamic and int8 files from one traced graph")
@@ -334,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="top-5 classes (with names) of image files")
     p.add_argument("run", help="run folder or .keras file")
-    p.add_argument("images", nargs="+")
+    p.add_argument("images", nargs="+", help="image files, or folders of images")
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.set_defaults(func=cmd_predict)
@@ -382,15 +406,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Errors a user's input can cause, reported in one line with exit code 2 (never a traceback).
+USER_ERRORS = (ValueError, OSError, EOFError)
+
+
+def error_line(error) -> str:
+    """One line for the terminal: the message with its line breaks folded, at most 600 characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
 def main(argv=None) -> int:
     _quiet_tensorflow()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # a bad flag prints one "keras-cnn: error: ..." line and exits 2
     try:
         return args.func(args)
-    except ValueError as error:
-        print(f"keras-cnn: error: {error}", file=sys.stderr)
+    except USER_ERRORS as error:
+        print(f"keras-cnn: error: {error_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("keras-cnn: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

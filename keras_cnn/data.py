@@ -23,6 +23,7 @@ import difflib
 import gzip
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -60,19 +61,27 @@ def read_idx(path) -> np.ndarray:
     """Read one IDX file (MNIST format), gzip-compressed or not."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as error:  # a truncated or damaged .gz, an unreadable file
+        raise ValueError(f"{path} cannot be read as an IDX file: {type(error).__name__}: {error}") from error
     if len(raw) < 4 or raw[:2] != b"\x00\x00":
         raise ValueError(f"{path} is not an IDX file (bad magic number)")
     dtype_code, ndim = raw[2], raw[3]
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if dtype_code not in dtypes:
         raise ValueError(f"{path}: unknown IDX data type 0x{dtype_code:02x}")
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    data = np.frombuffer(raw, dtype=dtypes[dtype_code], offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says {shape} but the file holds {data.size} values")
-    return data.reshape(shape)
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes, {header} needed for {ndim} dimensions)")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    item = np.dtype(dtypes[dtype_code]).itemsize
+    expected = int(np.prod(shape))
+    if (len(raw) - header) != expected * item:
+        raise ValueError(f"{path}: header says {shape} ({expected} values) but the file holds "
+                         f"{(len(raw) - header) // item} values: truncated or corrupt")
+    return np.frombuffer(raw, dtype=dtypes[dtype_code], offset=header).reshape(shape)
 
 
 def _find_idx(directory: Path, prefix: str, kind: str):
@@ -108,7 +117,6 @@ def load_folder_arrays(data_dir, image_size=None, split="all", test_fraction=0.2
     ``split``: ``"all"``; ``"train"`` / ``"test"`` read ``data_dir/train`` / ``data_dir/test``
     when those exist, otherwise a fixed stratified split (``test_fraction``) of the whole folder.
     """
-    from PIL import Image
 
     root = Path(data_dir)
     if not root.is_dir():
@@ -123,7 +131,7 @@ def load_folder_arrays(data_dir, image_size=None, split="all", test_fraction=0.2
     for index, cls in enumerate(classes):
         for file in sorted((root / cls).iterdir()):
             if file.suffix.lower() in IMAGE_SUFFIXES:
-                img = Image.open(file).convert("RGB")
+                img = read_image(file, "RGB")
                 if image_size:
                     img = img.resize((image_size, image_size))
                 images.append(np.asarray(img, dtype="uint8"))
@@ -134,6 +142,35 @@ def load_folder_arrays(data_dir, image_size=None, split="all", test_fraction=0.2
     if len(shapes) > 1:
         raise ValueError(f"folder: images in {root} have different sizes {sorted(shapes)[:3]}...; pass image_size")
     return Dataset((np.stack(images), np.asarray(labels, "int64"), tuple(classes)))
+
+
+def read_image(path, mode="RGB"):
+    """A PIL image of ``path`` in ``mode`` (``"RGB"`` or ``"L"``); a file that is not a readable image
+    raises ``ValueError`` naming it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as opened:
+            return opened.convert(mode)
+    except (OSError, SyntaxError, ValueError) as error:  # PIL's UnidentifiedImageError is an OSError
+        detail = " ".join(str(error).split()) or type(error).__name__
+        raise ValueError(f"{path} is not a readable image ({detail})") from error
+
+
+def image_files(paths) -> list[Path]:
+    """Image files from ``paths``: files as given, folders expanded to the images they hold (sorted)."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ValueError(f"{path} is a folder with no images ({', '.join(IMAGE_SUFFIXES)})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ValueError(f"no such image file or folder: {path}")
+    return files
 
 
 def load_tfds_arrays(name, split="train", data_dir=None) -> Dataset:

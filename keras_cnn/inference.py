@@ -16,20 +16,58 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from keras_cnn import data
+from keras_cnn.registry import build, get_spec
+from keras_cnn.training import RunConfig, evaluate_model, main_output, num_classes_of
+
 CHECKPOINTS = ("best", "last")
+
+
+def load_model_file(path):
+    """``keras.saving.load_model`` of a ``.keras`` file, with one clear ``ValueError`` for a file that is
+    missing, empty, truncated or not a Keras model (after ``import keras_cnn``, so every custom layer
+    is known)."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no such model file: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty, not a .keras model file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a .keras model file (not a zip archive: truncated or another format)")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # Keras raises many types for damaged archives; report one clear error
+        raise ValueError(f"{path} could not be loaded as a Keras model: {type(error).__name__}: "
+                         f"{_first_line(error)}") from error
+
+
+def _first_line(error) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no details"
+
+
+def _check_classifier(model, source):
+    """keras_cnn runs take one image input and give class probabilities."""
+    shape = getattr(model, "input_shape", None)
+    if not isinstance(shape, tuple) or len(shape) != 4 or shape[1] is None or shape[3] is None:
+        raise ValueError(f"{source} is not a keras_cnn image classifier: it takes input of shape {shape}, "
+                         "not one (batch, height, width, channels) image")
+    head = main_output(model)
+    index = list(model.output_names).index(head) if head else 0
+    if len(model.outputs[index].shape) != 2:
+        raise ValueError(f"{source} is not a keras_cnn image classifier: its output has shape "
+                         f"{tuple(model.outputs[index].shape)}, not (batch, classes)")
 
 
 def load_run(path, checkpoint="best"):
     """``(model, RunConfig)`` from a run folder or a ``.keras`` file."""
-    import keras
-
-    import keras_cnn  # noqa: F401  (registers the custom layers)
-    from keras_cnn.training import RunConfig
-
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"checkpoint must be one of {list(CHECKPOINTS)}, received {checkpoint!r}")
     path = Path(path)
@@ -38,32 +76,70 @@ def load_run(path, checkpoint="best"):
         if not model_file.exists():
             model_file = path / "last.keras"
         config_file = path / "config.json"
-    elif path.suffix == ".keras" and path.is_file():
+        if not model_file.exists():
+            raise ValueError(f"{path} holds no trained model (no {checkpoint}.keras or last.keras): "
+                             "a run folder gets its first checkpoint when its first epoch ends")
+    elif path.suffix == ".keras" and path.exists():
         model_file, config_file = path, path.parent / "config.json"
     else:
-        raise ValueError(f"expected a run folder (with best.keras / last.keras) or a .keras file, received {path}")
-    if not model_file.exists():
-        raise ValueError(f"{path} holds no trained model (no {checkpoint}.keras or last.keras)")
-    model = keras.saving.load_model(model_file)
+        raise ValueError(f"expected a run folder (with best.keras / last.keras) or a .keras file, "
+                         f"received {str(path)!r}, which does not exist")
+    model = load_model_file(model_file)
+    _check_classifier(model, model_file)
     shape = model.input_shape
-    if config_file.exists():
-        config = RunConfig(**json.loads(config_file.read_text()))
-    else:
-        config = RunConfig(model=model.name)
+    config = _read_run_config(config_file) if config_file.exists() else None
+    config = config or RunConfig(model=model.name)
     config.image_size, config.channels = int(shape[1]), int(shape[3])
-    from keras_cnn.training import num_classes_of
-
     config.num_classes = num_classes_of(model)
     if len(config.class_names) != config.num_classes:
         config.class_names = [str(i) for i in range(config.num_classes)]
     return model, config
 
 
+def _read_run_config(path):
+    """The run's ``config.json``, or None when it is not one (a ``.keras`` file beside some other config)."""
+    try:
+        stored = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a readable run config: {error}") from error
+    if not isinstance(stored, dict) or "model" not in stored:
+        return None
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    return RunConfig(**{k: v for k, v in stored.items() if k in known})
+
+
+def load_model_source(source, checkpoint="best", **build_kwargs):
+    """``(model, name, config)`` from what ``keras-cnn export`` takes: a run folder, a ``.keras`` file
+    (``config``: its :class:`RunConfig`, class names included), or a registry name (built with
+    ``build_kwargs``, random weights; ``config`` None)."""
+    path = Path(str(source))
+    looks_like_path = path.exists() or path.suffix == ".keras" or "/" in str(source) or "\\" in str(source)
+    if looks_like_path:
+        model, config = load_run(path, checkpoint)
+        if build_kwargs:
+            raise ValueError(f"{sorted(build_kwargs)} apply to a registry name; {source!r} is a saved model, "
+                             "whose shape and classes are fixed")
+        name = path.name if path.is_dir() else path.stem
+        return model, name, config
+    spec = get_spec(source)
+    return build(spec.name, **build_kwargs), spec.name, None
+
+
+def calibration_images(config, count=256):
+    """``(representative, verification)`` float images of a run's own data set, for int8 calibration
+    and for checking a quantized export on real images; ``(None, None)`` when the data is not here."""
+    try:
+        train = data.load_arrays(config.dataset, config.train_split, config.data_dir)
+        test = data.load_arrays(config.dataset, config.test_split, config.data_dir)
+    except ValueError:
+        return None, None
+    prepare = lambda images: data.prepare_images(images[:count], config.image_size, config.channels,  # noqa: E731
+                                                  config.resize).numpy()
+    return prepare(train.images), prepare(test.images)
+
+
 def evaluate(path, dataset=None, *, split=None, checkpoint="best", data_dir=None) -> dict:
     """Test top-1 / top-5 / loss of a run's checkpoint (default: its own data set and test split)."""
-    from keras_cnn import data
-    from keras_cnn.training import evaluate_model
-
     model, config = load_run(path, checkpoint)
     if dataset is not None and dataset != config.dataset:
         config = dataclasses.replace(config, dataset=dataset, data_dir=data_dir)
@@ -83,25 +159,16 @@ def evaluate(path, dataset=None, *, split=None, checkpoint="best", data_dir=None
 def load_images(files, image_size, channels, resize="bilinear", data_size=None) -> np.ndarray:
     """Image files -> float32 [N, size, size, channels] in [0, 1], the models' input convention
     (``resize="pad"``: scaled to the training data's ``data_size``, then padded as in training)."""
-    from PIL import Image
-
-    from keras_cnn.data import prepare_images
-
     arrays = []
-    for file in files:
-        file = Path(file)
-        if not file.is_file():
-            raise ValueError(f"no such image file: {file}")
-        image = Image.open(file).convert("L" if channels == 1 else "RGB")
+    for file in data.image_files(files):
+        image = data.read_image(file, "L" if channels == 1 else "RGB")
         size = data_size if resize == "pad" and data_size else image_size
         arrays.append(np.asarray(image.resize((size, size)), "uint8").reshape(size, size, -1))
-    return prepare_images(np.stack(arrays), image_size, channels, resize).numpy()
+    return data.prepare_images(np.stack(arrays), image_size, channels, resize).numpy()
 
 
 def predict(path, files, *, top=5, checkpoint="best") -> list[list[dict]]:
     """For every image file, the ``top`` classes as ``{"class", "index", "probability"}``, best first."""
-    from keras_cnn.training import main_output
-
     model, config = load_run(path, checkpoint)
     images = load_images(files, config.image_size, config.channels, config.resize, config.data_size)
     outputs = model.predict(images, verbose=0)

@@ -3,7 +3,7 @@
 The table is generated, never edited by hand: ``keras-cnn models --write docs/MODELS.md`` builds
 every variant at its default input, counts its trainable parameters and multiply-accumulates
 (:mod:`keras_cnn.bench`), and writes one row per name beside the reference numbers of
-``../shared/REFERENCE.md`` that the registry holds, the paper, what the variant follows and its
+the papers and reference implementations that each ``Variant`` row holds, the paper, what the variant follows and its
 documented deviations. ``tests/test_models.py`` rebuilds each row while it checks the variant,
 so the suite fails as soon as the file is out of date.
 
@@ -23,7 +23,9 @@ from pathlib import Path
 
 from keras_cnn.atomic import write_text
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "docs" / "MODELS.md"
+#: Where the table lives in a checkout of the repository, relative to its root (the working folder of
+#: ``keras-cnn models --write-default``); an installed package has no docs folder of its own.
+DEFAULT_PATH = Path("docs") / "MODELS.md"
 REGENERATE = "keras-cnn models --write docs/MODELS.md"
 HEADER = f"""# Registered models
 
@@ -109,7 +111,7 @@ def generate(path=DEFAULT_PATH, names=None, progress=None) -> Path:
     return write_text(path, render(measurements))
 
 
-def documented_rows(path=DEFAULT_PATH) -> dict[str, str]:
+def documented_rows(path) -> dict[str, str]:
     """``{name: row}`` as written in the generated file."""
     rows = {}
     for line in Path(path).read_text().splitlines():

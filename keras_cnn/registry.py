@@ -270,14 +270,26 @@ def build(
 
     options = {**spec.config, **variant_options}
     inputs = keras.Input(shape=shape, name="image")
-    outputs = spec.builder(
-        inputs=inputs,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        **options,
-    )
+    try:
+        outputs = spec.builder(
+            inputs=inputs,
+            num_classes=num_classes,
+            include_top=include_top,
+            pooling=pooling,
+            classifier_activation=classifier_activation,
+            **options,
+        )
+    except (TypeError, KeyError, IndexError, AttributeError) as error:
+        if not variant_options:
+            raise  # the registered configuration itself failed: a bug, not a user error
+        # Structural options (depth tuples, stage tables, ...) are checked by use: a value of the
+        # wrong kind surfaces here, so name what was given and what the variant uses.
+        given = ", ".join(f"{k}={v!r}" for k, v in variant_options.items())
+        defaults = ", ".join(f"{k}={spec.config[k]!r}" for k in variant_options if k in spec.config)
+        raise ValueError(
+            f"{spec.name}: cannot build with {given} ({type(error).__name__}: {error})"
+            + (f"; the variant's own values are {defaults}" if defaults else "")
+        ) from error
     model = outputs if isinstance(outputs, keras.Model) else keras.Model(inputs, outputs, name=spec.name)
     if weights is not None:
         model.load_weights(weights)

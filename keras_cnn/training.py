@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import numpy as np
 
 from keras_cnn import data as data_lib
 from keras_cnn import distribute
+from keras_cnn.atomic import write_text
 from keras_cnn.bench import count_trainable
 from keras_cnn.callbacks import AtomicCheckpoint, EpochTimer
 from keras_cnn.logits import fitting_on_logits
@@ -176,27 +178,35 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
     name = given_model.name if given_model is not None else str(model_or_name)
     run_dir = Path(output or Path("runs") / f"{name}_{dataset}")
     config = _resolve_config(name, dataset, run_dir, resume, given_model, settings)
+    check_settings(config)
     started = time.time()
     arrays = load_splits(config)
     keras.utils.set_random_seed(config.seed)
+    new_folder = not run_dir.exists()
     with distribute.precision(distribute.precision_policy(config.mixed_precision)), \
             distribute.strategy_scope(config.strategy):
         model = given_model or build_from_config(config)
         train_ds, test_ds, steps_per_epoch = make_pipelines(config, arrays, model)
-        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
         recipe = {k: getattr(config, k) for k in ("optimizer", "learning_rate", "schedule", "warmup_epochs",
                                                   "weight_decay", "label_smoothing", "jit_compile", "ema")}
         compile_model(model, steps_per_epoch=steps_per_epoch, epochs=config.epochs, **recipe)
-        with fitting_on_logits(model):
-            model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, verbose=verbose, shuffle=False,
-                      callbacks=_callbacks(run_dir, model, resume, ema=config.ema) + list(callbacks or []))
+        # The run folder appears only once everything above has worked, so a bad setting leaves nothing.
+        write_text(run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+        try:
+            with fitting_on_logits(model):
+                model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, verbose=verbose, shuffle=False,
+                          callbacks=_callbacks(run_dir, model, resume, ema=config.ema) + list(callbacks or []))
+        except BaseException:
+            if new_folder and not (run_dir / "history.csv").exists():
+                shutil.rmtree(run_dir, ignore_errors=True)  # no epoch finished: nothing to resume
+            raise
         summary = evaluate_model(model, arrays["test"], config, run_dir=run_dir)
     summary["seconds"] = round(time.time() - started, 1)  # this call: data, training, evaluation
     history = read_history(run_dir / "history.csv")
     epoch_seconds = history.get("epoch_seconds", [])
     if len(epoch_seconds) == config.epochs and all(np.isfinite(epoch_seconds)):
         summary["train_seconds"] = round(float(sum(epoch_seconds)), 1)  # every epoch, across resumes
-    (run_dir / "summary.json").write_text(json.dumps(summary) + "\n")
+    write_text(run_dir / "summary.json", json.dumps(summary) + "\n")
     print(json.dumps(summary))
     return TrainResult(model, history, summary, run_dir)
 
@@ -212,7 +222,8 @@ def _resolve_config(name, dataset, run_dir, resume, given_model, settings) -> Ru
     if saved.exists():
         raise ValueError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, "
                          "or choose another output folder")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"output {run_dir} is a file, not a folder")
     given = {k: v for k, v in settings.items() if v is not None}
     recipe = recipe_for(None if given_model is not None else name)
     if given_model is None:
@@ -230,6 +241,44 @@ def _resolve_config(name, dataset, run_dir, resume, given_model, settings) -> Ru
     if given_model is not None:
         shape = given_model.input_shape
         config.image_size, config.channels = int(shape[1]), int(shape[3])
+    return config
+
+
+def check_settings(config: RunConfig) -> RunConfig:
+    """Raise ``ValueError`` naming the first setting of ``config`` whose value cannot be trained with."""
+
+    def number(key, low, high=math.inf, *, integer=False, low_open=False, high_open=False, optional=False):
+        value = getattr(config, key)
+        if value is None and optional:
+            return
+        kind = "an integer" if integer else "a number"
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        ok = ok and not isinstance(value, bool) and math.isfinite(value)
+        ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+        if not ok:
+            bounds = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
+            raise ValueError(f"{key} must be {kind} in {bounds}, received {value!r}")
+
+    number("epochs", 1, integer=True)
+    number("batch_size", 1, integer=True)
+    number("image_size", 1, integer=True, optional=True)
+    number("learning_rate", 0, low_open=True)
+    number("warmup_epochs", 0, integer=True)
+    number("weight_decay", 0)
+    number("label_smoothing", 0, 1, high_open=True)
+    number("ema", 0, 1, high_open=True)
+    number("mixup", 0)
+    number("cutmix", 0)
+    number("translate", 0, 1, high_open=True)
+    number("limit", 1, integer=True, optional=True)
+    number("seed", 0, integer=True)
+    for key, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("strategy", distribute.STRATEGIES),
+                         ("resize", data_lib.RESIZE_MODES)):
+        if getattr(config, key) not in allowed:
+            raise ValueError(f"{key} must be one of {list(allowed)}, received {getattr(config, key)!r}")
+    distribute.precision_policy(config.mixed_precision)
+    if not isinstance(config.model_options, dict):
+        raise ValueError(f"model_options must be a dict of builder options, received {config.model_options!r}")
     return config
 
 

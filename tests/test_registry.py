@@ -7,7 +7,18 @@ from conftest import trainable_count
 
 import keras_cnn
 
-CANONICAL = "../shared/MODELS.txt"
+from pathlib import Path
+
+#: The mission's canonical names (a copy of the project's model list; one name a line, ``#`` comments).
+CANONICAL = Path(__file__).with_name("canonical_models.txt")
+
+
+def test_every_canonical_name_is_registered():
+    names = [line.strip() for line in CANONICAL.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert len(names) == 79
+    missing = sorted(set(names) - set(keras_cnn.list_models()))
+    assert not missing, missing
 
 
 def test_list_models_sorted_and_pattern():

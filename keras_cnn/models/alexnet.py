@@ -22,7 +22,7 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import check_range, feature_pooling, max_pool, predictions, symmetric_conv
+from keras_cnn.blocks import check_choice, check_range, feature_pooling, max_pool, predictions, symmetric_conv
 from keras_cnn.layers.adaptive_pool import AdaptiveAveragePooling2D
 from keras_cnn.layers.lrn import LocalResponseNormalization
 from keras_cnn.registry import Variant, register_model
@@ -83,6 +83,7 @@ def alexnet(*, inputs, num_classes, include_top, pooling, classifier_activation,
             dropout=0.5):
     """AlexNet. ``config``: ``"paper"`` (groups=2), ``"ungrouped"``, ``"owt"`` (torchvision);
     ``lrn`` toggles local response normalization; ``dropout`` in FC6/FC7."""
+    check_choice(config, tuple(CONFIGS), "config", "alexnet")
     return _alexnet_like(inputs, CONFIGS[config], lrn=lrn, dropout=dropout, num_classes=num_classes,
                          include_top=include_top, pooling=pooling, classifier_activation=classifier_activation)
 

@@ -92,7 +92,7 @@ CSP_REFERENCE = {"cspresnet50": (21.62e6, 4.54e9, "79.6"), "cspresnext50": (20.5
     follows="timm cspnet.py (CrossStage; leaky ReLU 0.01)",
     variants=[Variant(name, config, params=int(ref[0]), params_tolerance=0.005, macs=ref[1],
                       accuracy=f"top-1 {ref[2]} (timm)",
-                      notes="REFERENCE.md gives millions (timm); the exact count is in docs/MODELS.md")
+                      notes="the reference (timm's model card) gives millions; the exact count is in docs/MODELS.md")
               for name, config in CSP_VARIANTS.items() for ref in [CSP_REFERENCE[name]]],
 )
 def cspnet(*, inputs, num_classes, include_top, pooling, classifier_activation, stem=(64, 7, "max"),

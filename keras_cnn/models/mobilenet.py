@@ -21,7 +21,7 @@ from keras import layers
 
 from keras_cnn.blocks import (
     pooled_head,
-    batch_norm, check_range, conv_bn_act, feature_pooling, make_divisible, predictions, symmetric_conv_dw,
+    batch_norm, check_choice, check_range, conv_bn_act, feature_pooling, make_divisible, predictions, symmetric_conv_dw,
 )
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
 from keras_cnn.registry import Variant, register_model
@@ -173,6 +173,7 @@ def mobilenet_v3(*, inputs, num_classes, include_top, pooling, classifier_activa
         dropout: dropout between the two head layers.
     """
     check_range(alpha, 0.25, 2.0, "alpha", "mobilenet_v3")
+    check_choice(size, tuple(V3_CONFIGS), "size", "mobilenet_v3")
     settings, last_channel = V3_CONFIGS[size]
     hswish = "relu" if minimalistic else "hard_swish"
     x = conv_bn_act(inputs, make_divisible(16 * alpha), 3, strides=2, activation=hswish, name="stem")

@@ -152,7 +152,7 @@ def _follows(name):
         Variant(name, {"block": block, "depths": depths, **extra}, params=params, macs=macs,
                 accuracy=f"top-1 {top1}", follows=_follows(name),
                 notes=("se_resnext50_32x4d: 27,559,896 is the count of Cadene's se_resnext50_32x4d, "
-                       "derived from its definition (REFERENCE.md gives no number)") if name == "se_resnext50_32x4d" else "")
+                       "derived from its definition (the paper gives no number)") if name == "se_resnext50_32x4d" else "")
         for name, (block, depths, extra, params, macs, top1) in IMAGENET_RESNETS.items()
     ],
 )
@@ -205,7 +205,7 @@ def pooled_output(x, num_classes, include_top, pooling, classifier_activation):
     variants=[
         Variant("resnet50_v2", {"depths": (3, 4, 6, 3)}, params=25_549_352, macs=4.11e9,
                 accuracy="top-1 76.0 (Keras)",
-                notes="REFERENCE.md: 25.55M (timm); keras.applications.ResNet50V2 has 25,613,800 total "
+                notes="reference: 25.55M (timm resnetv2_50); keras.applications.ResNet50V2 has 25,613,800 total "
                       "because it keeps conv biases and puts the stride at the end of each stack"),
         Variant("resnet101_v2", {"depths": (3, 4, 23, 3)}, params=44_541_480, notes="count derived [C]"),
         Variant("resnet152_v2", {"depths": (3, 8, 36, 3)}, params=60_185_128, notes="count derived [C]"),
