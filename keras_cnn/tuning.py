@@ -37,6 +37,7 @@ import keras_tuner
 import numpy as np
 
 from keras_cnn import data as data_lib
+from keras_cnn.atomic import atomic_path, write_text
 from keras_cnn.callbacks import save_atomically
 from keras_cnn.logits import fitting_on_logits
 from keras_cnn.recipes import recipe_for
@@ -301,11 +302,11 @@ def tune(family_or_names="mobilenet", dataset="digits", *, tuner="random", max_t
         best_model = search.get_best_models(1)[0]
     best_config = hypermodel.trial_config(best_hp)
     save_atomically(best_model, directory / "best.keras")
-    (directory / "config.json").write_text(json.dumps(dataclasses.asdict(best_config), indent=2) + "\n")
+    write_text(directory / "config.json", json.dumps(dataclasses.asdict(best_config), indent=2) + "\n")
     summary = evaluate_model(best_model, hypermodel.arrays["final_test"], best_config)
     summary.update({"tuner": tuner, "trials": len(rows), "best_trial": rows[0]["trial"] if rows else None,
                     "directory": str(directory)})
-    (directory / "summary.json").write_text(json.dumps(summary) + "\n")
+    write_text(directory / "summary.json", json.dumps(summary) + "\n")
     print_table(rows)
     print(json.dumps(summary))
     return TuneResult(rows, best_model, best_config, summary, directory)
@@ -324,8 +325,7 @@ def results_table(search) -> list[dict]:
 
 def write_results(rows, path):
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, columns)
         writer.writeheader()
         writer.writerows(rows)

@@ -1,0 +1,259 @@
+"""Every command the README shows, run as a user runs it: a fresh process in a fresh folder.
+
+In-process tests share imports, registrations and state that a user's process does not have (the
+demo crashed after training and saved CIFAR ResNets could not be loaded while every in-process test
+passed). Here each command is a subprocess of the installed ``keras-cnn`` executable, started in an
+empty temporary folder, with settings small enough for CI, and each test checks that the command
+exits 0 and leaves what the README says it leaves. ``test_every_readme_command_is_run_here`` fails
+when the README gains a command this file does not run.
+
+The commands that use a training run (evaluate / predict / export / tflite-bench of its folder and
+of its ``.keras`` file) run in the test that trains it, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def keras_cnn_command() -> list[str]:
+    """The installed console script beside this interpreter (as ``pip install`` puts it)."""
+    script = Path(sys.executable).with_name("keras-cnn")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "keras_cnn.cli"]
+
+
+def run(cwd, *args, timeout=900, env=None) -> subprocess.CompletedProcess:
+    """``keras-cnn ARGS`` in ``cwd``; fails the test (with the output) unless it exits 0."""
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    result = subprocess.run(keras_cnn_command() + [str(a) for a in args], cwd=cwd, env=environment,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, (f"keras-cnn {' '.join(map(str, args))} exited {result.returncode}\n"
+                                    f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    return result
+
+
+def last_json(stdout: str) -> dict:
+    """The last line of ``stdout`` that is a JSON object (commands end with their summary)."""
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("{") and line.endswith("}"):
+            return json.loads(line)
+    raise AssertionError(f"no JSON summary line in:\n{stdout[-2000:]}")
+
+
+def printed_json(stdout: str) -> dict:
+    """The JSON document a command prints (possibly indented over many lines)."""
+    start = stdout.index("{")
+    return json.loads(stdout[start:stdout.rindex("}") + 1])
+
+
+# --------------------------------------------------------------------------- README coverage
+#: Each command the README shows (sub-command, and the kind for ``bench``) -> the test here that runs it.
+COVERED = {
+    ("demo",): "test_demo_runs_in_full",
+    ("list",): "test_list_info_models_summary",
+    ("info",): "test_list_info_models_summary",
+    ("models",): "test_list_info_models_summary",
+    ("summary",): "test_list_info_models_summary",
+    ("train",): "test_train_evaluate_predict_export",
+    ("evaluate",): "test_train_evaluate_predict_export",
+    ("predict",): "test_train_evaluate_predict_export",
+    ("export",): "test_train_evaluate_predict_export",
+    ("tflite-bench",): "test_train_evaluate_predict_export",
+    ("tune",): "test_tune_then_export_its_folder",
+    ("bench", "latency"): "test_bench_commands",
+    ("bench", "train-speed"): "test_bench_commands",
+    ("bench", "repvgg"): "test_bench_commands",
+}
+
+
+def readme_commands() -> set[tuple[str, ...]]:
+    """``(sub-command,)`` or ``("bench", kind)`` for every ``keras-cnn`` command in the README's
+    shell blocks (alternatives written ``a|b|c`` count one each)."""
+    commands, inside, language = set(), False, ""
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            inside, language = not inside, line[3:].strip()
+            continue
+        if not inside or language == "python":
+            continue
+        # a command starts its line (after VAR=value settings) or follows "&&"
+        for match in re.finditer(r"(?:^(?:[A-Z_]+=\S+\s+)*|&&\s*)keras-cnn\s+([\w-]+)(?:\s+([\w|-]+))?", line):
+            sub, argument = match.group(1), match.group(2) or ""
+            if sub == "bench":
+                commands.update(("bench", kind) for kind in argument.split("|"))
+            else:
+                commands.add((sub,))
+    return commands
+
+
+def test_every_readme_command_is_run_here():
+    commands = readme_commands()
+    assert ("demo",) in commands and ("train",) in commands, "the README parser found no commands"
+    missing = sorted(commands - set(COVERED))
+    assert not missing, f"the README shows {missing}, which tests/test_cli_e2e.py does not run: add a test"
+    names = set(globals())
+    assert set(COVERED.values()) <= names, sorted(set(COVERED.values()) - names)
+
+
+# --------------------------------------------------------------------------- the commands
+@pytest.mark.slow
+@pytest.mark.xdist_group("cli_demo")
+def test_demo_runs_in_full(tmp_path):
+    """The README's main job, with its own defaults (12 epochs; about 2.5 minutes on 2 cores)."""
+    result = run(tmp_path, "demo")
+    summary = last_json(result.stdout)
+    assert summary["test_accuracy"] >= 0.95, summary
+    assert "Keras test accuracy" in result.stdout
+    saved_model, tflite, keras_file = (tmp_path / summary[k] for k in ("saved_model", "tflite_int8", "saved"))
+    assert (saved_model / "saved_model.pb").is_file(), summary
+    assert tflite.is_file() and tflite.stat().st_size > 0, summary
+    assert keras_file.is_file(), summary
+    assert summary["tflite_int8_test_accuracy"] >= 0.9, summary
+    for announced in (saved_model, tflite):
+        assert str(announced.relative_to(tmp_path)) in result.stdout, announced
+
+
+def test_list_info_models_summary(tmp_path):
+    listed = run(tmp_path, "list").stdout
+    assert len(listed.splitlines()) >= 79
+    assert re.search(r"^lenet5\s+lenet\s+60,000\s+\(32, 32, 1\)", listed, re.M), listed[:500]
+    assert "resnet18" in run(tmp_path, "list", "resnet1*").stdout.split()
+
+    info = run(tmp_path, "info", "lenet5").stdout
+    assert "Gradient-based learning" in info and re.search(r"^params\s+60000$", info, re.M), info
+    info_json = json.loads(run(tmp_path, "info", "resnet20", "--json").stdout)
+    assert info_json["params"] == info_json["reference_params"] == 269_722
+
+    rows = run(tmp_path, "models", "lenet*").stdout.strip().splitlines()
+    assert [row.split("`")[1] for row in rows] == ["lenet", "lenet5"], rows
+
+    summary = run(tmp_path, "summary", "lenet5").stdout
+    assert "trainable params: 60,000" in summary and "matches" in summary, summary[-500:]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """A folder of real digit images (PNG) a user could pass to predict."""
+    from PIL import Image
+
+    from keras_cnn import data
+
+    folder = tmp_path_factory.mktemp("images")
+    arrays = data.load_arrays("digits", "test")
+    for index in range(4):
+        image = Image.fromarray(arrays.images[index, :, :, 0]).resize((32, 32))
+        image.save(folder / f"digit_{arrays.labels[index]}_{index}.png")
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lenet5", "resnet20"])
+def test_train_evaluate_predict_export(tmp_path, images, name):
+    """train (2 epochs on digits) -> evaluate, predict, export (SavedModel and every TFLite mode) and
+    tflite-bench, each of the run folder and of its best.keras file, each in a new process."""
+    run_dir = tmp_path / "runs" / name
+    summary = last_json(run(tmp_path, "train", name, "--dataset", "digits", "--epochs", 2,
+                            "--output", run_dir.relative_to(tmp_path)).stdout)
+    assert summary["epochs"] == 2 and summary["test_top1"] > 0.2, summary
+    for produced in ("config.json", "best.keras", "last.keras", "history.csv", "summary.json", "curves.png",
+                     "confusion_matrix.png", "backup", "logs"):
+        assert (run_dir / produced).exists(), f"train left no {produced}"
+    assert summary["run_dir"] == str(run_dir.relative_to(tmp_path))  # the path as the user gave it
+
+    final = last_json(run(tmp_path, "evaluate", run_dir, "--checkpoint", "last").stdout)
+    assert final["test_top1"] == pytest.approx(summary["test_top1"], abs=1e-3), (final, summary)  # the final model
+    best = [last_json(run(tmp_path, "evaluate", source).stdout) for source in (run_dir, run_dir / "best.keras")]
+    assert best[0]["test_top1"] == best[1]["test_top1"] and {"test_top5", "test_loss"} <= set(best[0]), best
+    for source in (run_dir, run_dir / "best.keras"):
+
+        predicted = run(tmp_path, "predict", source, images / "digit_0_2.png", images).stdout.strip().splitlines()
+        assert len(predicted) == 1 + 4, predicted  # the file, then the folder's four images
+        first = predicted[0].split(": ", 1)[1].split(", ")
+        assert len(first) == 5 and all(re.fullmatch(r"\d \d\.\d{3}", entry) for entry in first), predicted[0]
+
+    # export: the run folder in every mode, one process each; its .keras file as SavedModel and all modes
+    exports = tmp_path / "exports"
+    folder_out = exports / "from_folder"
+    report = printed_json(run(tmp_path, "export", run_dir, "--format", "savedmodel", "--output", folder_out).stdout)
+    assert (folder_out / "saved_model" / "saved_model.pb").is_file() and report["class_names"][:2] == ["0", "1"]
+    for mode in (None, "float16", "dynamic", "int8"):
+        quantize = ["--quantize", mode] if mode else []
+        exported = run(tmp_path, "export", run_dir, "--format", "tflite", "--output", folder_out, *quantize)
+        report = printed_json(exported.stdout)
+        file = folder_out / f"{name}{'_' + mode if mode else ''}.tflite"
+        assert file.is_file() and Path(f"{file}.json").is_file(), (file, sorted(os.listdir(folder_out)))
+        assert report["quantize"] == (mode or "float32")
+        if mode in ("dynamic", "int8"):  # checked on the run's own test images
+            assert report["top1_agreement_vs_keras"] >= 0.8, report
+    file_out = exports / "from_file"
+    run(tmp_path, "export", run_dir / "best.keras", "--format", "savedmodel", "--output", file_out)
+    assert (file_out / "saved_model" / "saved_model.pb").is_file()
+    reports = printed_json(run(tmp_path, "export", run_dir / "best.keras", "--quantize", "all",
+                               "--output", file_out).stdout)
+    assert set(reports) == {"float32", "float16", "dynamic", "int8"}, list(reports)
+    assert all((file_out / f"best{'' if m == 'float32' else '_' + m}.tflite").is_file() for m in reports)
+
+    bench = run(tmp_path, "tflite-bench", folder_out / f"{name}_int8.tflite", "--runs", 3, "--warmup", 1,
+                "--threads", 1).stdout
+    timing = last_json(bench)
+    assert timing["file"].endswith(f"{name}_int8.tflite") and "median" in bench, bench
+    assert not list(tmp_path.rglob("*.tmp*")), list(tmp_path.rglob("*.tmp*"))
+
+
+@pytest.mark.slow
+def test_tune_then_export_its_folder(tmp_path):
+    """A 2-trial, 1-epoch search writes its table and best model; its folder exports like a run's."""
+    directory = tmp_path / "runs" / "tune" / "lenet"
+    result = run(tmp_path, "tune", "--family", "lenet", "--dataset", "digits", "--max-trials", 2, "--epochs", 1,
+                 "--directory", directory.relative_to(tmp_path))
+    summary = last_json(result.stdout)
+    assert summary["trials"] == 2 and 0 <= summary["test_top1"] <= 1, summary
+    for produced in ("results.csv", "best.keras", "config.json", "summary.json"):
+        assert (directory / produced).is_file(), f"tune left no {produced}"
+    assert len((directory / "results.csv").read_text().strip().splitlines()) == 1 + 2
+    report = printed_json(run(tmp_path, "export", directory, "--output", tmp_path / "exported").stdout)
+    assert (tmp_path / "exported" / "lenet.tflite").is_file(), report
+    assert report["max_abs_diff_vs_keras"] <= 1e-4
+
+
+@pytest.mark.slow
+def test_bench_commands(tmp_path):
+    """``keras-cnn bench`` latency, train-speed and repvgg on one small net with few runs."""
+    out = run(tmp_path, "bench", "latency", "mobilenet_v3_small", "--image-size", 32, "--rounds", 1, "--runs", 3,
+              "--modes", "float32", "--json", "latency.json").stdout
+    rows = json.loads((tmp_path / "latency.json").read_text())["rows"]
+    assert {row["model"] for row in rows} == {"mobilenet_v3_small"} and "|" in out, out
+    out = run(tmp_path, "bench", "train-speed", "mobilenet_v3_small", "--image-size", 32, "--batch-size", 2,
+              "--rounds", 1, "--steps", 1).stdout
+    assert "mobilenet_v3_small" in out and "|" in out, out
+    out = run(tmp_path, "bench", "repvgg", "repvgg_a0", "--image-size", 32, "--rounds", 1, "--runs", 2).stdout
+    assert "repvgg_a0" in out or "deployed" in out, out
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("fresh_install")
+def test_fresh_virtual_environment_imports_everything(tmp_path):
+    """``pip install .`` into a new virtual environment, then import the modules that need optional-looking
+    dependencies (Pillow in data and inference): every import is declared in setup.py."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(ROOT)], capture_output=True,
+                             text=True, timeout=1500, cwd=tmp_path)
+    assert install.returncode == 0, install.stderr[-3000:]
+    check = subprocess.run([str(python), "-c", "import keras_cnn, keras_cnn.data, keras_cnn.inference, PIL; "
+                            "print(len(keras_cnn.list_models()))"], capture_output=True, text=True, timeout=300,
+                           cwd=tmp_path, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert int(check.stdout.split()[-1]) >= 79

@@ -1,0 +1,266 @@
+"""Every user error of the ``keras-cnn`` command ends in ONE line ``keras-cnn: error: ...`` on stderr
+and exit code 2: no traceback, and nothing half-written left behind (no run folder, no export, no
+temporary files).
+
+Each case runs the real ``keras-cnn`` executable as a subprocess in a fresh folder. TensorFlow may
+print a few C++ log lines at import that nothing can silence, so the rule checked is: exit code 2,
+no "Traceback", exactly one stderr line starting with ``keras-cnn: error:``, that line is the last
+non-empty one, and it names what was wrong (the file, the folder or the value).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+KERAS_CNN = Path(sys.executable).with_name("keras-cnn")
+PREFIX = "keras-cnn: error:"
+TIMEOUT = 600  # seconds per command: TensorFlow's import alone takes ~10 s on a busy 2-core machine
+
+
+def run_cli(args, cwd):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([str(KERAS_CNN), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def error_line(result, *names) -> str:
+    """The one ``keras-cnn: error:`` line of ``result``, checked against the rule; it must hold every one of
+    ``names`` (strings, or compiled regular expressions)."""
+    stderr = result.stderr
+    shown = f"exit {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{stderr[-6000:]}"
+    assert result.returncode == 2, shown
+    assert "Traceback" not in stderr, shown
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(PREFIX)]
+    assert len(errors) == 1, shown
+    assert lines[-1] == errors[0], shown
+    line = errors[0]
+    for name in names:
+        found = name.search(line) if isinstance(name, re.Pattern) else str(name) in line
+        assert found, f"{name!r} not named in: {line}"
+    return line
+
+
+def snapshot(root: Path) -> set:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def temporary_files(root: Path) -> list:
+    return sorted(str(p) for p in root.rglob("*") if ".tmp" in p.name)
+
+
+# --------------------------------------------------------------------------- shared setup
+def write_idx(path: Path, array: np.ndarray, payload_items=None):
+    """An MNIST-format IDX file of uint8 ``array`` (gzip'ed when ``path`` ends in .gz); ``payload_items``:
+    write only that many leading items after a header that still announces them all."""
+    array = np.asarray(array, "uint8")
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = array[:payload_items].tobytes() if payload_items is not None else array.tobytes()
+    raw = header + payload
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+    return path
+
+
+def idx_folder(root: Path, gz: bool) -> Path:
+    """Valid small Fashion-MNIST-style IDX files (20 train, 10 test images of 28x28)."""
+    rng = np.random.default_rng(0)
+    root.mkdir()
+    suffix = ".gz" if gz else ""
+    for prefix, count in (("train", 20), ("t10k", 10)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte{suffix}", rng.integers(0, 256, (count, 28, 28)))
+        write_idx(root / f"{prefix}-labels-idx1-ubyte{suffix}", np.arange(count) % 10)
+    return root
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One tiny real run (lenet5, digits, 1 epoch), damaged and foreign .keras files, one real image."""
+    root = tmp_path_factory.mktemp("shared")
+    result = run_cli(["train", "lenet5", "--dataset", "digits", "--epochs", "1", "--output", root / "run",
+                      "--verbose", "0"], cwd=root)
+    assert result.returncode == 0, result.stderr[-6000:]
+    best = root / "run" / "best.keras"
+    assert best.is_file()
+
+    files = root / "files"
+    files.mkdir()
+    (files / "empty.keras").write_bytes(b"")
+    content = best.read_bytes()
+    (files / "truncated.keras").write_bytes(content[: len(content) // 2])
+
+    import keras  # a valid .keras file of a model that is not an image classifier
+
+    dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    dense.save(files / "dense.keras")
+
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8), "uint8"), "L").save(files / "seven.png")
+    return {"root": root, "run": root / "run", "files": files}
+
+
+# --------------------------------------------------------------------------- the cases
+def _text(path: Path, text="not what the name says\n") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def predict_text_as_png(tmp, s):
+    return ["predict", s["run"], _text(tmp / "x.png")], ["x.png"]
+
+
+def predict_missing_image(tmp, s):
+    return ["predict", s["run"], tmp / "missing.png"], ["missing.png"]
+
+
+def predict_folder_without_images(tmp, s):
+    _text(tmp / "noimages" / "readme.txt")
+    return ["predict", s["run"], tmp / "noimages"], ["noimages"]
+
+
+def train_folder_empty(tmp, s):
+    (tmp / "empty_data").mkdir()
+    return (["train", "lenet5", "--dataset", "folder", "--data-dir", tmp / "empty_data", "--epochs", "1",
+             "--output", tmp / "out"], ["empty_data"])
+
+
+def train_folder_corrupt_png(tmp, s):
+    _text(tmp / "images" / "cat" / "bad.png", "this is no png")
+    return (["train", "lenet5", "--dataset", "folder", "--data-dir", tmp / "images", "--epochs", "1",
+             "--output", tmp / "out"], ["bad.png"])
+
+
+def train_idx_gz_cut_in_half(tmp, s):
+    folder = idx_folder(tmp / "fashion", gz=True)
+    target = folder / "train-images-idx3-ubyte.gz"
+    content = target.read_bytes()
+    target.write_bytes(content[: len(content) // 2])
+    return (["train", "lenet5", "--dataset", "fashion_mnist", "--data-dir", folder, "--epochs", "1",
+             "--output", tmp / "out"], ["train-images-idx3-ubyte.gz"])
+
+
+def train_idx_payload_short(tmp, s):
+    folder = idx_folder(tmp / "fashion", gz=False)
+    images = np.random.default_rng(1).integers(0, 256, (20, 28, 28))
+    write_idx(folder / "train-images-idx3-ubyte", images, payload_items=10)  # header says 20 images
+    return (["train", "lenet5", "--dataset", "fashion_mnist", "--data-dir", folder, "--epochs", "1",
+             "--output", tmp / "out"], ["train-images-idx3-ubyte"])
+
+
+def _train_lenet5(tmp, *flags):
+    return ["train", "lenet5", "--dataset", "digits", "--output", tmp / "out", *flags]
+
+
+def train_epochs_0(tmp, s):
+    return _train_lenet5(tmp, "--epochs", "0"), ["epochs", re.compile(r"\b0\b")]
+
+
+def train_lr_negative(tmp, s):
+    return _train_lenet5(tmp, "--epochs", "1", "--lr", "-1"), ["learning_rate", "-1"]
+
+
+def train_batch_size_0(tmp, s):
+    return _train_lenet5(tmp, "--epochs", "1", "--batch-size", "0"), ["batch_size", re.compile(r"\b0\b")]
+
+
+def train_option_bad_value(tmp, s):
+    return _train_lenet5(tmp, "--epochs", "1", "--option", "head=bogus"), ["head", "bogus"]
+
+
+def train_option_unknown(tmp, s):
+    return _train_lenet5(tmp, "--epochs", "1", "--option", "nosuch=1"), ["nosuch"]
+
+
+def train_unknown_model(tmp, s):
+    return (["train", "no_such_model", "--dataset", "digits", "--epochs", "1", "--output", tmp / "out"],
+            ["no_such_model"])
+
+
+def export_format_onnx(tmp, s):
+    return (["export", "mobilenet_v3_small", "--format", "onnx", "--output", tmp / "exported"],
+            ["onnx", "--format"])
+
+
+def summary_two_dims(tmp, s):
+    return ["summary", "lenet5", "--input-shape", "32,32"], ["32,32"]
+
+
+def info_misspelled(tmp, s):
+    return ["info", "lenett"], ["lenett", "lenet5", re.compile(r"\blenet\b(?!5)")]
+
+
+def evaluate_empty_keras(tmp, s):
+    return ["evaluate", s["files"] / "empty.keras"], ["empty.keras"]
+
+
+def evaluate_truncated_keras(tmp, s):
+    return ["evaluate", s["files"] / "truncated.keras"], ["truncated.keras"]
+
+
+def evaluate_not_a_classifier(tmp, s):
+    return ["evaluate", s["files"] / "dense.keras"], ["dense.keras"]
+
+
+def export_truncated_keras(tmp, s):
+    return (["export", s["files"] / "truncated.keras", "--format", "tflite", "--output", tmp / "exported"],
+            ["truncated.keras"])
+
+
+def predict_truncated_keras(tmp, s):
+    return ["predict", s["files"] / "truncated.keras", s["files"] / "seven.png"], ["truncated.keras"]
+
+
+def evaluate_run_without_checkpoints(tmp, s):
+    run = tmp / "no_checkpoints"
+    run.mkdir()
+    (run / "config.json").write_text((s["run"] / "config.json").read_text())
+    return ["evaluate", run], ["no_checkpoints"]
+
+
+def export_empty_run_folder(tmp, s):
+    (tmp / "empty_run").mkdir()
+    return (["export", tmp / "empty_run", "--format", "savedmodel", "--output", tmp / "exported"],
+            ["empty_run"])
+
+
+def tflite_bench_missing(tmp, s):
+    return ["tflite-bench", tmp / "missing.tflite", "--runs", "1", "--warmup", "0"], ["missing.tflite"]
+
+
+def tflite_bench_not_tflite(tmp, s):
+    return (["tflite-bench", _text(tmp / "notes.tflite"), "--runs", "1", "--warmup", "0"], ["notes.tflite"])
+
+
+CASES = [predict_text_as_png, predict_missing_image, predict_folder_without_images, train_folder_empty,
+         train_folder_corrupt_png, train_idx_gz_cut_in_half, train_idx_payload_short, train_epochs_0,
+         train_lr_negative, train_batch_size_0, train_option_bad_value, train_option_unknown, train_unknown_model,
+         export_format_onnx, summary_two_dims, info_misspelled, evaluate_empty_keras, evaluate_truncated_keras,
+         evaluate_not_a_classifier, export_truncated_keras, predict_truncated_keras,
+         evaluate_run_without_checkpoints, export_empty_run_folder, tflite_bench_missing, tflite_bench_not_tflite]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
+def test_user_error_is_one_line_and_leaves_nothing(case, tmp_path, shared):
+    argv, names = case(tmp_path, shared)
+    before, shared_before = snapshot(tmp_path), snapshot(shared["root"])
+
+    error_line(run_cli(argv, cwd=tmp_path), *names)
+
+    # Nothing half-written: no run folder, no export, no default runs/ or savedmodels/ in the working
+    # folder, no temporary file anywhere, and the shared run untouched.
+    assert not (tmp_path / "out").exists(), "a failed train left its --output folder"
+    exported = tmp_path / "exported"
+    assert not exported.exists() or not any(exported.iterdir()), f"a failed export left {list(exported.iterdir())}"
+    assert snapshot(tmp_path) == before, f"new files: {sorted(snapshot(tmp_path) - before)}"
+    assert snapshot(shared["root"]) == shared_before, f"new files: {sorted(snapshot(shared['root']) - shared_before)}"
+    assert temporary_files(tmp_path) == [] and temporary_files(shared["root"]) == []
