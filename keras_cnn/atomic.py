@@ -7,8 +7,8 @@ only implementation of it.
 
 Example:
     >>> from keras_cnn.atomic import atomic_path, write_text
-    >>> _ = write_text("/tmp/keras_cnn_example.txt", "done")
-    >>> with atomic_path("/tmp/keras_cnn_example.keras") as tmp:
+    >>> _ = write_text("example.txt", "done")
+    >>> with atomic_path("example.keras") as tmp:
     ...     tmp.write_bytes(b"model")     # e.g. model.save(tmp)
     5
 """

@@ -83,9 +83,13 @@ def tflite_latency(flatbuffer_or_path, *, threads=(1, 2), runs=50, warmup=10, xn
 
     flatbuffer = Path(flatbuffer_or_path).read_bytes() if isinstance(flatbuffer_or_path, (str, Path)) \
         else flatbuffer_or_path
+    source = flatbuffer_or_path if isinstance(flatbuffer_or_path, (str, Path)) else "the flatbuffer"
     results = {}
     for count in threads:
-        interpreter = _interpreter(flatbuffer, num_threads=count, xnnpack=xnnpack)
+        try:
+            interpreter = _interpreter(flatbuffer, num_threads=count, xnnpack=xnnpack)
+        except ValueError as error:  # the interpreter's verifier: "The model is not a valid Flatbuffer buffer"
+            raise ValueError(f"{source} is not a .tflite model ({' '.join(str(error).split())})") from error
         interpreter.allocate_tensors()
         detail = interpreter.get_input_details()[0]
         sample = np.random.default_rng(0).random(detail["shape"])

@@ -78,9 +78,10 @@ def test_failed_export_raises_and_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_quantize_mode():
+def test_bad_quantize_mode(tmp_path):
     with pytest.raises(ValueError, match=r"quantize must be one of \[None, 'float16', 'dynamic', 'int8'\]"):
-        export_tflite(keras_cnn.build("lenet"), "/tmp/never.tflite", quantize="int4")
+        export_tflite(keras_cnn.build("lenet"), tmp_path / "never.tflite", quantize="int4")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_export_from_keras_file(small_model, tmp_path):

@@ -122,3 +122,15 @@ def test_classifier_activation_none_gives_logits():
 def test_model_info_without_building():
     info = keras_cnn.model_info("vgg19", measure=False)
     assert info["reference_macs"] == 19.63e9 and "params" not in info
+
+
+def test_bad_option_values_raise_value_error_naming_them():
+    with pytest.raises(ValueError, match=r"size must be one of \['large', 'small'\], received 'tiny'"):
+        keras_cnn.build("mobilenet_v3_small", size="tiny")
+    with pytest.raises(ValueError, match="Did you mean: small"):
+        keras_cnn.build("mobilenet_v3_small", size="smal")
+    with pytest.raises(ValueError, match=r"config must be one of \['paper', 'ungrouped', 'owt', 'zfnet'\]"):
+        keras_cnn.build("alexnet", config="bogus")
+    # structural options (stage tables) of the wrong kind: named with the variant's own values
+    with pytest.raises(ValueError, match=r"cspdarknet53: cannot build with depths=7 .*own values are depths="):
+        keras_cnn.build("cspdarknet53", depths=7)
