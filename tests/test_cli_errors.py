@@ -28,8 +28,8 @@ TIMEOUT = 600  # seconds per command: TensorFlow's import alone takes ~10 s on a
 
 def run_cli(args, cwd):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([str(KERAS_CNN), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT)
+    return subprocess.run([str(KERAS_CNN), *map(str, args)], check=False, cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT)
 
 
 def error_line(result, *names) -> str:

@@ -22,7 +22,10 @@ class ZeroPadShortcut(layers.Layer):
         self.strides = strides
 
     def call(self, inputs):
-        x = inputs[:, ::self.strides, ::self.strides, :] if self.strides > 1 else inputs
+        # x[:, ::s, ::s] written as a 1x1 max pool with stride s: the same values (a 1x1 window is the
+        # identity), but one op TFLite's XNNPACK runs, where a strided slice left the exported file
+        # with a STRIDED_SLICE op the exporter refuses.
+        x = keras.ops.max_pool(inputs, 1, strides=self.strides, padding="valid") if self.strides > 1 else inputs
         extra = self.filters - inputs.shape[-1]
         return keras.ops.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]]) if extra else x
 
