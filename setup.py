@@ -26,7 +26,7 @@ setup(
         "scikit-learn>=1.3",
         "matplotlib>=3.7",
         "numpy>=1.26",
-        "pillow>=10",  # image files: keras_cnn.data (folders), keras_cnn.inference (predict)
+        "pillow>=10",  # image files: keras_cnn.data (folders), keras_cnn.training.evaluate (predict)
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "jax>=0.4.30"],

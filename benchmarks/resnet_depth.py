@@ -16,8 +16,9 @@ import time
 import keras
 
 import keras_cnn
-import keras_cnn.bench
-from keras_cnn import data, training
+import keras_cnn.analysis.counting
+from keras_cnn import data
+from keras_cnn.training import run as training
 
 
 def main():
@@ -37,7 +38,7 @@ def main():
         started = time.time()
         history = training.compile_and_fit(model, train, validation=test, epochs=args.epochs, optimizer="sgd",
                                            learning_rate=args.lr, weight_decay=1e-4, verbose=2)
-        results.append({"depth": depth, "params": keras_cnn.bench.count_trainable(model),
+        results.append({"depth": depth, "params": keras_cnn.analysis.counting.count_trainable(model),
                         "train_accuracy": history.history["accuracy"][-1],
                         "test_accuracy": history.history["val_accuracy"][-1],
                         "seconds": round(time.time() - started, 1)})

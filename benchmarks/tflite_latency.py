@@ -1,7 +1,7 @@
 """TFLite latency of our mobile nets vs keras.applications, exported the same way, measured side by side.
 
 Both models are built at 224x224x3 with 1000 classes and random weights, exported through
-``keras_cnn.export.export_tflite`` (float32 clone, Conv+BN folded, batch 1, builtin ops only) in
+``keras_cnn.deploy.export.export_tflite`` (float32 clone, Conv+BN folded, batch 1, builtin ops only) in
 float32 and int8, then timed through the ``ai_edge_litert`` interpreter with XNNPACK, alternating
 ours and theirs for several rounds (median of the per-round medians), on 1 and 2 threads.
 
@@ -21,8 +21,8 @@ import keras
 import numpy as np
 
 import keras_cnn
-from keras_cnn.bench import tflite_latency
-from keras_cnn.export import export_tflite
+from keras_cnn.deploy.export import export_tflite
+from keras_cnn.deploy.tflite import tflite_latency
 
 PAIRS = {"mobilenet_v2": "MobileNetV2", "mobilenet_v3_small": "MobileNetV3Small"}
 

@@ -10,19 +10,12 @@ __version__ = "0.1.0"
 
 # Importing the package registers everything a saved model may name: the custom layers
 # (wherever they are defined), the learning-rate schedules of checkpoints and every model family.
-from keras_cnn import layers  # noqa: F401
-from keras_cnn import models  # noqa: F401
-from keras_cnn import schedules  # noqa: F401
-from keras_cnn.fusion import reparameterize
-from keras_cnn.registry import Variant, build, get_spec, list_models, model_info, register_model
-
-
-def train(model_or_name, dataset="digits", **kwargs):
-    """Train into a run folder: see :func:`keras_cnn.training.train`."""
-    from keras_cnn.training import train as _train
-
-    return _train(model_or_name, dataset, **kwargs)
-
+from keras_cnn import layers, models  # noqa: F401
+from keras_cnn.analysis.model_table import model_info
+from keras_cnn.deploy.reparameterize import reparameterize
+from keras_cnn.registry import Variant, build, get_spec, list_models, register_model
+from keras_cnn.training import schedules  # noqa: F401
+from keras_cnn.training.run import train
 
 __all__ = ["build", "get_spec", "list_models", "model_info", "register_model", "reparameterize", "train", "Variant",
            "__version__"]

@@ -1,148 +1,45 @@
 """Model registry: a name becomes a :class:`ModelSpec`, a spec becomes a Keras model.
 
-Families register one generic builder and declare their variants as data, one
-:class:`Variant` row each (the habit of timm's ``_registry.py``)::
+The families in :mod:`keras_cnn.models` declare their variants (:mod:`keras_cnn.models.spec`);
+this module answers for them by name: :func:`list_models`, :func:`get_spec`, :func:`model_info`
+(reference numbers, no build), :func:`build` and :func:`recipe_for`.
 
-    @register_model(
-        family="lenet",
-        paper="Gradient-based learning applied to document recognition",
-        url="http://yann.lecun.com/exdb/publis/pdf/lecun-98.pdf",
-        year=1998,
-        variants=[Variant("lenet5", params=60_000, input_shape=(32, 32, 1), num_classes=10)],
-    )
-    def lenet5(*, inputs, num_classes, include_top, pooling, classifier_activation, head="rbf"):
-        ...
-
-Every keyword-only argument of the builder beyond the common ones is a *variant option*: a
-variant's ``config`` fills them in, and users may override them through ``build(name, **opts)``.
+Example:
+    >>> import keras_cnn
+    >>> keras_cnn.list_models("lenet*")
+    ['lenet', 'lenet5']
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import fnmatch
-import inspect
 import os
-from typing import Any, Callable
+import re
 
-#: Arguments every builder receives from :func:`build` (the keras.applications contract).
-COMMON_ARGS = ("inputs", "num_classes", "include_top", "pooling", "classifier_activation")
-POOLING_CHOICES = (None, "avg", "max")
+import keras
 
-
-@dataclasses.dataclass(frozen=True)
-class Variant:
-    """One registered name: the builder's config plus the reference numbers it is held to.
-
-    ``params`` is the reference *trainable* parameter count at ``input_shape`` and
-    ``num_classes`` (``params_tolerance`` > 0 where the reference only gives millions).
-    ``macs`` is the reference multiply-add count at the default input.
-    """
-
-    name: str
-    config: dict = dataclasses.field(default_factory=dict)
-    params: int | None = None
-    params_tolerance: float = 0.0
-    macs: float | None = None
-    input_shape: tuple | None = None
-    min_input_size: int | None = None
-    num_classes: int | None = None
-    accuracy: str = ""
-    follows: str = ""
-    notes: str = ""
+import keras_cnn.models  # noqa: F401  (importing the families registers every variant)
+from keras_cnn.models.spec import (  # noqa: F401  (Variant, register_model: public here too)
+    COMMON_ARGS,
+    POOLING_CHOICES,
+    SPECS,
+    ModelSpec,
+    Recipe,
+    Variant,
+    register_model,
+)
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """Everything the package knows about one registry name."""
-
-    name: str
-    family: str
-    builder: Callable[..., Any]
-    config: dict
-    paper: str
-    url: str
-    year: int
-    input_shape: tuple
-    min_input_size: int
-    num_classes: int
-    params: int | None
-    params_tolerance: float
-    macs: float | None
-    accuracy: str
-    follows: str
-    notes: str
-
-    @property
-    def options(self) -> tuple[str, ...]:
-        """Variant options the builder accepts (keyword-only arguments beyond the common ones)."""
-        sig = inspect.signature(self.builder)
-        return tuple(
-            p.name
-            for p in sig.parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in COMMON_ARGS
-        )
-
-
-_REGISTRY: dict[str, ModelSpec] = {}
-
-
-def register_model(
-    *,
-    family: str,
-    paper: str,
-    url: str,
-    year: int,
-    variants: list[Variant],
-    input_shape: tuple = (224, 224, 3),
-    min_input_size: int = 32,
-    num_classes: int = 1000,
-    follows: str = "",
-):
-    """Decorator registering ``builder`` under every name in ``variants``.
-
-    ``input_shape``, ``num_classes`` and ``follows`` are family defaults a variant may override;
-    ``min_input_size`` is the smallest spatial size (height and width) the body accepts.
-    """
-
-    def decorator(builder):
-        for v in variants:
-            if v.name in _REGISTRY:
-                raise ValueError(f"model name {v.name!r} is registered twice")
-            spec = ModelSpec(
-                name=v.name,
-                family=family,
-                builder=builder,
-                config=dict(v.config),
-                paper=paper,
-                url=url,
-                year=year,
-                input_shape=tuple(v.input_shape or input_shape),
-                min_input_size=v.min_input_size or min_input_size,
-                num_classes=v.num_classes or num_classes,
-                params=v.params,
-                params_tolerance=v.params_tolerance,
-                macs=v.macs,
-                accuracy=v.accuracy,
-                follows=v.follows or follows,
-                notes=v.notes,
-            )
-            unknown = set(spec.config) - set(spec.options)
-            if unknown:
-                raise ValueError(
-                    f"variant {v.name!r} configures {sorted(unknown)}, which "
-                    f"{builder.__name__} does not accept (options: {list(spec.options)})"
-                )
-            _REGISTRY[v.name] = spec
-        return builder
-
-    return decorator
+def natural_key(name: str) -> tuple:
+    """Sort key that orders the numbers inside names by value: ``resnet18`` before ``resnet101``."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Every registered name, sorted; ``pattern`` filters with fnmatch (``"resnet*"``)."""
-    names = sorted(_REGISTRY)
+    """Every registered name in natural order (``resnet18`` before ``resnet101``); ``pattern`` filters
+    with fnmatch (``"resnet*"``)."""
+    names = sorted(SPECS, key=natural_key)
     if pattern:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
     return names
@@ -153,22 +50,21 @@ def get_spec(name: str) -> ModelSpec:
     if not isinstance(name, str):
         raise ValueError(f"model name must be a string, received {name!r}")
     key = name.strip().lower().replace("-", "_")
-    if key in _REGISTRY:
-        return _REGISTRY[key]
-    close = difflib.get_close_matches(key, _REGISTRY, n=5, cutoff=0.5)
-    prefix = [n for n in sorted(_REGISTRY) if n.startswith(key[:4])][:5] if len(key) >= 4 else []
+    if key in SPECS:
+        return SPECS[key]
+    close = difflib.get_close_matches(key, SPECS, n=5, cutoff=0.5)
+    prefix = [n for n in sorted(SPECS) if n.startswith(key[:4])][:5] if len(key) >= 4 else []
     suggestions = list(dict.fromkeys(close + prefix))[:6]
     hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
     raise ValueError(
         f"Unknown model name {name!r}.{hint} "
-        f"keras_cnn.list_models() lists all {len(_REGISTRY)} registered names."
+        f"keras_cnn.list_models() lists all {len(SPECS)} registered names."
     )
 
 
-def model_info(name: str, measure: bool = True) -> dict:
-    """Family, paper, year, default input, reference params/MACs/accuracy and notes of ``name``,
-    and (``measure=True``, which builds the model) its measured trainable params and MACs at the
-    default input beside the reference (RepVGG: MACs of the deployed net, as its paper counts)."""
+def model_info(name: str) -> dict:
+    """Family, paper, year, default input, reference params/MACs/accuracy, notes and options of ``name``:
+    what the registry holds, without building the model (``keras_cnn.model_info`` adds measured numbers)."""
     spec = get_spec(name)
     info = {
         "name": spec.name,
@@ -188,13 +84,13 @@ def model_info(name: str, measure: bool = True) -> dict:
         "config": dict(spec.config),
         "options": list(spec.options),
     }
-    if measure:
-        from keras_cnn.model_table import measure as measure_model
-
-        measured = measure_model(spec.name)
-        info.update({"params": measured["params"], "macs": measured["macs"],
-                     "macs_ratio": round(measured["macs"] / spec.macs, 4) if spec.macs else None})
     return info
+
+
+def recipe_for(name: str | None) -> Recipe:
+    """The training defaults of a registry name (its family's :class:`Recipe`, or its variant's own);
+    the generic default for ``None`` (a model built elsewhere)."""
+    return Recipe() if name is None else get_spec(name).recipe
 
 
 def _check_input_shape(spec: ModelSpec, input_shape) -> tuple:
@@ -248,8 +144,6 @@ def build(
         >>> model.output_shape
         (None, 10)
     """
-    import keras
-
     spec = get_spec(name)
     allowed = spec.options
     unknown = sorted(set(variant_options) - set(allowed))

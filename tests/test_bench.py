@@ -4,7 +4,7 @@ import keras
 import pytest
 
 import keras_cnn
-from keras_cnn.bench import count_macs
+from keras_cnn.analysis.counting import count_macs
 
 
 @pytest.mark.parametrize("name,options,reference", [
@@ -40,14 +40,14 @@ def test_model_info_reports_measured_beside_reference():
 
 
 def test_bench_rejects_unknown_and_unpaired_names():
-    from keras_cnn.speed import check_names
+    from keras_cnn.analysis.speed import check_names
 
     with pytest.raises(ValueError, match="Did you mean"):
         check_names(["mobilenet_v9"])
     with pytest.raises(ValueError, match=r"no keras.applications equivalent for \['lenet5'\]"):
         check_names(["lenet5"], paired=True)
     with pytest.raises(ValueError, match="at least 75x75"):
-        from keras_cnn.speed import train_speed
+        from keras_cnn.analysis.speed import train_speed
 
         train_speed(["inception_v3"], image_size=32)
 
@@ -68,7 +68,7 @@ def test_train_speed_and_latency_side_by_side_with_keras_applications(tmp_path, 
     assert row["ratio_ours_over_keras"] == pytest.approx(row["ours_step_ms"] / row["keras_step_ms"], rel=0.02)
     assert "| mobilenet_v1 | MobileNet |" in capsys.readouterr().out
 
-    from keras_cnn.speed import latency
+    from keras_cnn.analysis.speed import latency
 
     rows = latency(["mobilenet_v1"], image_size=32, modes=("float32",), rounds=1, runs=2, warmup=1)
     assert [r["runtime"] for r in rows] == ["keras_predict", "tflite_float32"]
@@ -77,7 +77,7 @@ def test_train_speed_and_latency_side_by_side_with_keras_applications(tmp_path, 
 
 
 def test_repvgg_bench_compares_train_time_and_fused_graphs():
-    from keras_cnn.speed import repvgg_speedup
+    from keras_cnn.analysis.speed import repvgg_speedup
 
     rows = repvgg_speedup("repvgg_a0", image_size=32, rounds=1, runs=2, warmup=1)
     assert [r["runtime"] for r in rows] == ["keras_predict", "tflite_float32"]

@@ -8,7 +8,7 @@ import pytest
 from conftest import randomize_batch_norm
 
 import keras_cnn
-from keras_cnn.export import ExportError, export_saved_model, export_tflite, run_tflite
+from keras_cnn.deploy.export import ExportError, export_saved_model, export_tflite, run_tflite
 
 
 @pytest.fixture(scope="module")

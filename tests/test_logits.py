@@ -1,4 +1,4 @@
-"""Softmax classifiers fit on their logits on every backend (keras_cnn.logits).
+"""Softmax classifiers fit on their logits on every backend (keras_cnn.training.logits).
 
 On JAX, Keras clips softmax probabilities before the log, so LeNet-5's RBF output (penalties in
 the hundreds) trained to 0.1 accuracy; these tests pin the fix.
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import keras_cnn
-from keras_cnn import callbacks, logits, schedules
-from keras_cnn.logits import fitting_on_logits, softmax_output_layers
+from keras_cnn.training import callbacks, logits, schedules
+from keras_cnn.training.logits import fitting_on_logits, softmax_output_layers
 
 
 def test_softmax_output_layers_finds_every_softmax_head():

@@ -12,7 +12,7 @@ import pytest
 from conftest import trainable_count
 
 import keras_cnn
-from keras_cnn.model_table import HEADER, REGENERATE, documented_rows, measure, table_row
+from keras_cnn.analysis.model_table import HEADER, REGENERATE, documented_rows, measure, table_row
 
 MODELS_MD = Path(__file__).resolve().parents[1] / "docs" / "MODELS.md"
 DOCUMENTED = documented_rows(MODELS_MD) if MODELS_MD.is_file() else {}

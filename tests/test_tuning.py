@@ -11,9 +11,9 @@ import keras_tuner
 import pytest
 
 from keras_cnn.cli import main
-from keras_cnn.inference import evaluate
+from keras_cnn.training.evaluate import evaluate
 from keras_cnn.registry import get_spec, list_models
-from keras_cnn.tuning import FAMILY_KNOBS, HyperCNN, family_variants, tune
+from keras_cnn.training.tune import FAMILY_KNOBS, HyperCNN, family_variants, tune
 
 FAMILIES = sorted({get_spec(n).family for n in list_models()})
 

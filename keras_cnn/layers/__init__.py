@@ -1,8 +1,8 @@
 """Custom layers of keras_cnn, one concept a file. Each is registered serializable
 (``package="keras_cnn"``) so ``.keras`` files that use them load after ``import keras_cnn``."""
 
-from keras_cnn.layers.adaptive_pool import AdaptiveAveragePooling2D
 from keras_cnn.layers.activations import hard_sigmoid, hard_swish, lecun_tanh
+from keras_cnn.layers.adaptive_pool import AdaptiveAveragePooling2D
 from keras_cnn.layers.channel_shuffle import ChannelShuffle, ChannelSplit
 from keras_cnn.layers.drop_path import DropPath
 from keras_cnn.layers.lenet import LENET5_C3_TABLE, EuclideanRBF, PartialConv2D, TrainableSubsampling

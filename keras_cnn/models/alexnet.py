@@ -25,7 +25,7 @@ from keras import layers
 from keras_cnn.blocks import check_choice, check_range, feature_pooling, max_pool, predictions, symmetric_conv
 from keras_cnn.layers.adaptive_pool import AdaptiveAveragePooling2D
 from keras_cnn.layers.lrn import LocalResponseNormalization
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 # conv layers: (filters, kernel, stride, padding, groups, then: "lrn"/"pool" markers)
 ALEXNET_PAPER = ((96, 11, 4, 0, 1, "lrn", "pool"), (256, 5, 1, 2, 2, "lrn", "pool"), (384, 3, 1, 1, 1),

@@ -16,7 +16,8 @@ from keras import layers
 
 from keras_cnn.blocks import check_choice, conv_bn_act, max_pool, pooled_head
 from keras_cnn.layers.channel_shuffle import ChannelSplit
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
+
 
 def _act(x, name):
     return layers.LeakyReLU(negative_slope=0.01, name=name)(x)

@@ -16,7 +16,7 @@ Example:
 from keras import layers
 
 from keras_cnn.blocks import conv_bn_act, feature_pooling, pooled_head
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 
 def darknet_conv(x, filters, kernel_size, strides=1, name=None):

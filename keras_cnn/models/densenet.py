@@ -18,10 +18,14 @@ Example:
 from keras import layers
 
 from keras_cnn.blocks import (
+    batch_norm,
+    check_choice,
+    check_range,
+    max_pool,
     pooled_head,
-    batch_norm, check_choice, check_range, max_pool, symmetric_conv,
+    symmetric_conv,
 )
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 
 def bn_relu(x, name):

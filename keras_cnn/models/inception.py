@@ -27,12 +27,13 @@ Example:
     >>> inference = keras_cnn.models.inception.inference_model(model)
 """
 
+import keras
 from keras import layers
 
-import keras
-from keras_cnn.blocks import conv_act, conv_bn_act, feature_pooling, max_pool, predictions, pooled_head
+from keras_cnn.blocks import conv_act, conv_bn_act, feature_pooling, max_pool, pooled_head, predictions
+from keras_cnn.layers.adaptive_pool import AdaptiveAveragePooling2D
 from keras_cnn.layers.lrn import LocalResponseNormalization
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 AUX_LOSS_WEIGHT = 0.3
 
@@ -96,8 +97,6 @@ def googlenet_aux(x, num_classes, classifier_activation, *, torchvision_style, n
     """Auxiliary classifier: avg-pool 5x5/3 (torchvision: adaptive 4x4), 1x1 conv 128, FC 1024,
     dropout 0.7, FC classes."""
     if torchvision_style:
-        from keras_cnn.layers.adaptive_pool import AdaptiveAveragePooling2D
-
         x = AdaptiveAveragePooling2D(4, name=f"{name}_pool")(x)
     else:
         x = layers.AveragePooling2D(5, 3, name=f"{name}_pool")(x)

@@ -22,9 +22,9 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import check_range, max_pool, symmetric_conv, pooled_head
+from keras_cnn.blocks import check_range, max_pool, pooled_head, symmetric_conv
 from keras_cnn.models.inception import inception_module, make_conv
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 PAPER = dict(paper="Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
              url="https://arxiv.org/abs/1602.07261", year=2017, input_shape=(299, 299, 3), min_input_size=75)

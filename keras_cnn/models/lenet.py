@@ -22,7 +22,7 @@ from keras import layers
 from keras_cnn.blocks import check_choice, feature_pooling, predictions
 from keras_cnn.layers.activations import lecun_tanh
 from keras_cnn.layers.lenet import LENET5_C3_TABLE, EuclideanRBF, PartialConv2D, TrainableSubsampling
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 LECUN_1998 = dict(
     paper="Gradient-based learning applied to document recognition",

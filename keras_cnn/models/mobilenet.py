@@ -20,11 +20,18 @@ Example:
 from keras import layers
 
 from keras_cnn.blocks import (
+    batch_norm,
+    check_choice,
+    check_range,
+    conv_bn_act,
+    feature_pooling,
+    make_divisible,
     pooled_head,
-    batch_norm, check_choice, check_range, conv_bn_act, feature_pooling, make_divisible, predictions, symmetric_conv_dw,
+    predictions,
+    symmetric_conv_dw,
 )
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 # --------------------------------------------------------------------------- MobileNet v1
 #: (stride, output channels) of the 13 depthwise-separable layers, Table 1 of the paper.

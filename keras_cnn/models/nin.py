@@ -14,7 +14,7 @@ Example:
 from keras import layers
 
 from keras_cnn.blocks import check_range, feature_pooling, symmetric_conv
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 #: (filters, kernel, stride, padding) of the first conv of each NiN block.
 NIN_BLOCKS = ((96, 11, 4, 0), (256, 5, 1, 2), (384, 3, 1, 1))

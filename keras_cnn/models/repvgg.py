@@ -17,7 +17,7 @@ Example:
 
 from keras_cnn.blocks import check_positive_int, pooled_head
 from keras_cnn.layers.repvgg import RepVGGBlock
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 DEPTHS = {"A": (2, 4, 14, 1), "B": (4, 6, 16, 1)}
 

@@ -23,13 +23,18 @@ Example:
 from keras import layers
 
 from keras_cnn.blocks import (
+    batch_norm,
+    check_choice,
+    check_range,
+    conv_bn_act,
+    max_pool,
     pooled_head,
-    batch_norm, check_choice, check_range, conv_bn_act, max_pool, symmetric_conv,
+    symmetric_conv,
 )
 from keras_cnn.layers.drop_path import DropPath
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
 from keras_cnn.layers.zero_pad_shortcut import ZeroPadShortcut
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 SHORTCUTS = ("A", "B", "C")
 

@@ -16,11 +16,16 @@ Example:
 from keras import layers
 
 from keras_cnn.blocks import (
+    batch_norm,
+    check_choice,
+    check_range,
+    conv_bn_act,
+    max_pool,
     pooled_head,
-    batch_norm, check_choice, check_range, conv_bn_act, max_pool, symmetric_conv_dw,
+    symmetric_conv_dw,
 )
 from keras_cnn.layers.channel_shuffle import ChannelShuffle, ChannelSplit
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 STAGE_REPEATS = (4, 8, 4)
 

@@ -20,7 +20,7 @@ import keras
 from keras import layers
 
 from keras_cnn.blocks import check_choice, feature_pooling, max_pool, symmetric_conv
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 #: stem (filters, kernel) and the layer sequence: "pool" or fire (squeeze, expand1x1, expand3x3).
 SQUEEZENET_CONFIGS = {

@@ -16,7 +16,7 @@ from keras import layers
 from keras_cnn.blocks import batch_norm, check_range, feature_pooling, symmetric_conv
 from keras_cnn.layers.lrn import LocalResponseNormalization
 from keras_cnn.models.alexnet import flatten_head
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 #: Table 1: numbers are 3x3 convs, "1:n" a 1x1 conv (config C), "M" max-pool, "LRN" (A-LRN).
 CONFIGS = {

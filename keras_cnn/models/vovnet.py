@@ -14,7 +14,7 @@ Example:
 from keras import layers
 
 from keras_cnn.blocks import conv_bn_act, max_pool, pooled_head
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 STAGE_CONV = (128, 160, 192, 224)
 STAGE_OUT = (256, 512, 768, 1024)

@@ -13,7 +13,7 @@ Example:
 from keras import layers
 
 from keras_cnn.blocks import batch_norm, pooled_head
-from keras_cnn.registry import Variant, register_model
+from keras_cnn.models.spec import Variant, register_model
 
 EPS = 1e-3
 

@@ -5,7 +5,7 @@ leaves a truncated ``best.keras``. :class:`AtomicCheckpoint` writes to a tempora
 same folder and renames it over the target, so the file on disk is always a complete model.
 
 Example:
-    >>> from keras_cnn.callbacks import AtomicCheckpoint
+    >>> from keras_cnn.training.callbacks import AtomicCheckpoint
     >>> best = AtomicCheckpoint("runs/x/best.keras", monitor="val_accuracy", mode="max")
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 
 from keras_cnn.atomic import atomic_path
-from keras_cnn.logits import saving_probabilities
+from keras_cnn.training.logits import saving_probabilities
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -7,7 +7,7 @@ pooling are not counted (the convention of the reference tables).
 
 Example:
     >>> import keras_cnn
-    >>> from keras_cnn.bench import count_macs
+    >>> from keras_cnn.analysis.counting import count_macs
     >>> round(count_macs(keras_cnn.build("resnet50")) / 1e9, 2)
     4.09
 """
@@ -15,6 +15,8 @@ Example:
 from __future__ import annotations
 
 import numpy as np
+
+from keras_cnn.layers import PartialConv2D, RepVGGBlock, SqueezeExcite
 
 
 def count_trainable(model) -> int:
@@ -30,8 +32,6 @@ def layer_macs(layer, input_shape, output_shape, deployed=False) -> int:
     """MACs of one layer call with the given static shapes (``deployed``: a RepVGG block counts
     as the single 3x3 convolution it fuses into)."""
     import keras
-
-    from keras_cnn.layers import PartialConv2D, RepVGGBlock, SqueezeExcite
 
     if isinstance(layer, keras.layers.SeparableConv2D):
         kh, kw = layer.kernel_size
@@ -69,44 +69,3 @@ def count_macs(model, deployed=False) -> int:
                 continue
             total += layer_macs(layer, tuple(inputs[0].shape), tuple(outputs[0].shape), deployed)
     return int(total)
-
-
-def tflite_latency(flatbuffer_or_path, *, threads=(1, 2), runs=50, warmup=10, xnnpack=True) -> dict:
-    """Median (and 10th/90th percentile) milliseconds of one ``invoke`` of a ``.tflite`` file
-    through the ``ai_edge_litert`` interpreter, per thread count, after ``warmup`` runs."""
-    import time
-    from pathlib import Path
-
-    import numpy as np
-
-    from keras_cnn.export import _interpreter
-
-    flatbuffer = Path(flatbuffer_or_path).read_bytes() if isinstance(flatbuffer_or_path, (str, Path)) \
-        else flatbuffer_or_path
-    source = flatbuffer_or_path if isinstance(flatbuffer_or_path, (str, Path)) else "the flatbuffer"
-    results = {}
-    for count in threads:
-        try:
-            interpreter = _interpreter(flatbuffer, num_threads=count, xnnpack=xnnpack)
-        except ValueError as error:  # the interpreter's verifier: "The model is not a valid Flatbuffer buffer"
-            raise ValueError(f"{source} is not a .tflite model ({' '.join(str(error).split())})") from error
-        interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        sample = np.random.default_rng(0).random(detail["shape"])
-        if detail["dtype"] == np.float32:
-            sample = sample.astype("float32")
-        else:
-            sample = (sample * 255 - 128).astype(detail["dtype"])
-        interpreter.set_tensor(detail["index"], sample)
-        for _ in range(warmup):
-            interpreter.invoke()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            interpreter.invoke()
-            times.append((time.perf_counter() - start) * 1e3)
-        results[f"{count}_thread{'s' if count > 1 else ''}"] = {
-            "median_ms": round(float(np.median(times)), 4), "p10_ms": round(float(np.percentile(times, 10)), 4),
-            "p90_ms": round(float(np.percentile(times, 90)), 4), "runs": runs, "warmup": warmup,
-            "xnnpack": xnnpack}
-    return results

@@ -8,7 +8,7 @@
   style, 15% fewer MACs than the paper's layout; VGG16 off 224x224 flattens where torchvision
   pools to 7x7) the per-MAC ratio says whether the implementation is slower.
 - :func:`latency`: batch-1 Keras ``predict_on_batch`` latency and TFLite latency (float32 and int8,
-  both exported through :func:`keras_cnn.export.export_tflite`, XNNPACK on), ours beside theirs
+  both exported through :func:`keras_cnn.deploy.export.export_tflite`, XNNPACK on), ours beside theirs
   where keras.applications has the architecture.
 - :func:`repvgg_speedup`: the train-time RepVGG graph against its fused deploy form, in Keras and
   TFLite, with the speed-up ratio.
@@ -18,7 +18,7 @@ settings; times are medians of per-round medians. Absolute times mean something 
 machine they were taken on; the ratios are the point.
 
 Example:
-    >>> from keras_cnn.speed import train_speed
+    >>> from keras_cnn.analysis.speed import train_speed
     >>> rows = train_speed(["mobilenet_v2"], image_size=96, batch_size=4, rounds=2, steps=1)
     >>> rows[0]["keras_applications"]
     'MobileNetV2'
@@ -37,7 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_cnn.analysis.counting import count_macs
 from keras_cnn.atomic import write_text
+from keras_cnn.deploy.export import export_tflite
+from keras_cnn.deploy.reparameterize import reparameterize
+from keras_cnn.deploy.tflite import tflite_latency
+from keras_cnn.registry import build, get_spec
 
 #: our name -> (keras.applications constructor, our build options that match its layout).
 #: keras.applications' ResNet50/101/152 are the original v1 (stride in the first 1x1 conv).
@@ -62,8 +67,6 @@ NO_PREPROCESSING = ("MobileNetV3Small", "MobileNetV3Large")  # theirs would add 
 def check_names(names, *, paired=False) -> list[str]:
     """Registry names (unknown ones raise with close matches); ``paired``: only those with a
     keras.applications twin."""
-    from keras_cnn.registry import get_spec
-
     if isinstance(names, str):
         names = [names]
     names = [get_spec(n).name for n in names]
@@ -76,8 +79,6 @@ def check_names(names, *, paired=False) -> list[str]:
 
 
 def _input_shape(name, image_size):
-    from keras_cnn.registry import get_spec
-
     spec = get_spec(name)
     if image_size is None:
         return tuple(spec.input_shape)
@@ -89,8 +90,6 @@ def _input_shape(name, image_size):
 
 def ours(name, input_shape, num_classes=1000):
     """Our model, built with the options that match its keras.applications twin."""
-    from keras_cnn.registry import build
-
     options = KERAS_APPLICATIONS.get(name, (None, {}))[1]
     return build(name, input_shape=input_shape, num_classes=num_classes, **options)
 
@@ -146,8 +145,6 @@ def train_speed(names, *, image_size=None, batch_size=8, num_classes=1000, round
     ``progress(row)`` is called as each model finishes."""
     import keras
 
-    from keras_cnn.bench import count_macs
-
     rows = []
     for name in check_names(names, paired=True):
         shape = _input_shape(name, image_size)
@@ -187,8 +184,6 @@ def _predict_timer(model, x, runs):
 
 
 def _tflite_timer(path, threads, runs, warmup):
-    from keras_cnn.bench import tflite_latency
-
     def timer():
         result = tflite_latency(path, threads=(threads,), runs=runs, warmup=warmup)
         return next(iter(result.values()))["median_ms"] / 1e3
@@ -196,8 +191,6 @@ def _tflite_timer(path, threads, runs, warmup):
 
 
 def _export(model, folder, tag, quantize, shape, **options):
-    from keras_cnn.export import export_tflite
-
     path = Path(folder) / f"{tag}_{quantize or 'float32'}.tflite"
     representative = np.random.default_rng(0).random((16, *shape)).astype("float32")
     report = export_tflite(model, path, quantize=quantize, representative_data=representative, **options)
@@ -240,9 +233,6 @@ def latency(names, *, image_size=None, num_classes=1000, rounds=3, runs=20, warm
 
 def repvgg_speedup(name="repvgg_a0", *, image_size=None, rounds=5, runs=20, warmup=5, threads=1) -> list[dict]:
     """Train-time vs deployed (fused) RepVGG: Keras predict and TFLite float32 latency, batch 1."""
-    from keras_cnn.fusion import reparameterize
-    from keras_cnn.registry import get_spec
-
     if get_spec(name).family != "repvgg":
         raise ValueError(f"repvgg_speedup takes a RepVGG variant, received {name!r}")
     shape = _input_shape(name, image_size)

@@ -17,7 +17,7 @@ temporary name and renamed, so a failed export leaves nothing behind.
 
 Example:
     >>> import keras_cnn
-    >>> from keras_cnn.export import export_tflite
+    >>> from keras_cnn.deploy.export import export_tflite
     >>> model = keras_cnn.build("mobilenet_v3_small", num_classes=10, input_shape=(64, 64, 3))
     >>> report = export_tflite(model, "savedmodels/mnv3/model.tflite")   # doctest: +SKIP
 """
@@ -32,7 +32,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_cnn import data as datasets
 from keras_cnn.atomic import atomic_path, write_bytes, write_text
+from keras_cnn.deploy.reparameterize import reparameterize
+from keras_cnn.deploy.tflite import inspect_tflite, run_tflite  # noqa: F401  (public here too)
 
 QUANTIZE_MODES = (None, "float16", "dynamic", "int8")
 # The float conversions are near-exact, so they are held to a tolerance on the probabilities. The
@@ -41,7 +44,6 @@ QUANTIZE_MODES = (None, "float16", "dynamic", "int8")
 # report their top-1 agreement and are held to a tolerance only when the caller gives one.
 DEFAULT_TOLERANCE = {None: 1e-4, "float16": 1e-2}
 LOSSY_MODES = ("dynamic", "int8")
-DYNAMIC_SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK")
 NORMALIZATION = "float32 in [0, 1] (uint8 / 255)"
 
 
@@ -67,8 +69,6 @@ def float32_clone(model):
 
 def deployable(model, fold_batch_norm=True, fuse_repvgg=True):
     """float32 clone -> RepVGG fused -> Conv+BN folded: the graph a phone should run."""
-    from keras_cnn.fusion import reparameterize
-
     return reparameterize(float32_clone(model), fold_batch_norm=fold_batch_norm, fuse_repvgg=fuse_repvgg)
 
 
@@ -267,8 +267,6 @@ def _keras_predict(model, x):
 
 def _representative(data, shape):
     if data is None:
-        from keras_cnn import data as datasets
-
         arrays = datasets.load_arrays("digits", "train")
         data = datasets.prepare_images(arrays.images[:200], image_size=shape[1:3], channels=shape[3]).numpy()
     data = np.asarray(data, "float32") if not callable(data) else data
@@ -278,72 +276,3 @@ def _representative(data, shape):
         for i in range(0, len(source) - shape[0] + 1, shape[0]):
             yield [np.asarray(source[i:i + shape[0]], "float32")]
     return generator
-
-
-# --------------------------------------------------------------------------- inspection and running
-def _interpreter(flatbuffer, num_threads=None, xnnpack=True):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    return Interpreter(model_content=flatbuffer, num_threads=num_threads, experimental_op_resolver_type=resolver)
-
-
-def inspect_tflite(flatbuffer) -> dict:
-    """Op list, Flex and dynamic-shape ops, and the share of ops the XNNPACK delegate takes.
-
-    With a delegate applied, the interpreter keeps the original nodes and appends one DELEGATE
-    node per partition; an original node belongs to a partition when it lies on a path from
-    that DELEGATE node's outputs back to its inputs.
-    """
-    interpreter = _interpreter(flatbuffer, xnnpack=True)
-    interpreter.allocate_tensors()
-    nodes = interpreter._get_ops_details()
-    original = [n for n in nodes if n["op_name"] != "DELEGATE"]
-    producer = {int(t): n["index"] for n in original for t in n["outputs"]}
-    inputs_of = {n["index"]: [int(t) for t in n["inputs"] if t >= 0] for n in original}
-    delegated = set()
-    for node in (n for n in nodes if n["op_name"] == "DELEGATE"):
-        boundary = {int(t) for t in node["inputs"]}
-        stack = [int(t) for t in node["outputs"]]
-        while stack:
-            tensor = stack.pop()
-            if tensor in boundary or tensor not in producer or producer[tensor] in delegated:
-                continue
-            delegated.add(producer[tensor])
-            stack.extend(inputs_of[producer[tensor]])
-    ops = [n["op_name"] for n in original]
-    counts = {name: ops.count(name) for name in sorted(set(ops))}
-    return {"ops": counts, "op_count": len(ops),
-            "flex_ops": sorted({o for o in ops if o.startswith("Flex") or o == "CUSTOM"}),
-            "dynamic_shape_ops": sorted({o for o in ops if o in DYNAMIC_SHAPE_OPS}),
-            "xnnpack_delegated_fraction": round(len(delegated) / max(1, len(ops)), 4),
-            "ops_not_delegated": sorted({n["op_name"] for n in original if n["index"] not in delegated})}
-
-
-def run_tflite(flatbuffer_or_path, images, num_threads=None) -> np.ndarray:
-    """Run a ``.tflite`` model on float images in [0, 1], batch by batch; returns float outputs
-    (int8 inputs/outputs are quantized/dequantized with the file's own scales)."""
-    flatbuffer = Path(flatbuffer_or_path).read_bytes() if isinstance(flatbuffer_or_path, (str, Path)) \
-        else flatbuffer_or_path
-    interpreter = _interpreter(flatbuffer, num_threads=num_threads)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    batch = inp["shape"][0]
-    images = np.asarray(images, "float32")
-    outputs = []
-    for start in range(0, len(images), batch):
-        chunk = images[start:start + batch]
-        pad = batch - len(chunk)
-        if pad:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-        if inp["dtype"] != np.float32:
-            scale, zero = inp["quantization"]
-            chunk = np.clip(np.round(chunk / scale + zero), -128, 127).astype(inp["dtype"])
-        interpreter.set_tensor(inp["index"], chunk)
-        interpreter.invoke()
-        result = interpreter.get_tensor(out["index"])
-        if out["dtype"] != np.float32:
-            scale, zero = out["quantization"]
-            result = (result.astype("float32") - zero) * scale
-        outputs.append(result[:batch - pad] if pad else result)
-    return np.concatenate(outputs)

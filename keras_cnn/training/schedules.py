@@ -4,7 +4,7 @@ The schedules are registered Keras serializables, so a ``.keras`` checkpoint wri
 :func:`keras_cnn.train` loads after a plain ``import keras_cnn``.
 
 Example:
-    >>> from keras_cnn.schedules import make_optimizer
+    >>> from keras_cnn.training.schedules import make_optimizer
     >>> opt = make_optimizer("sgd", learning_rate=0.1, steps=1000, warmup_steps=50, schedule="cosine")
     >>> round(float(opt.learning_rate), 4)  # the rate at step 0: 0.1 / 50 into the warm-up
     0.002

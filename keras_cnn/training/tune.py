@@ -15,7 +15,7 @@ address and the same ``--directory`` (a shared file system). The chief serves th
 the trials are done, writes the results table and the best model.
 
 Example:
-    >>> from keras_cnn.tuning import tune
+    >>> from keras_cnn.training.tune import tune
     >>> result = tune("mobilenet", "digits", tuner="random", max_trials=3, epochs=2,
     ...               directory="runs/tune/mobilenet_digits")
     >>> result.best_summary["test_top1"] > 0.5
@@ -38,11 +38,11 @@ import numpy as np
 
 from keras_cnn import data as data_lib
 from keras_cnn.atomic import atomic_path, write_text
-from keras_cnn.callbacks import save_atomically
-from keras_cnn.logits import fitting_on_logits
 from keras_cnn.recipes import recipe_for
 from keras_cnn.registry import build, get_spec, list_models
-from keras_cnn.training import RunConfig, compile_model, evaluate_model, load_splits, make_pipelines
+from keras_cnn.training.callbacks import save_atomically
+from keras_cnn.training.logits import fitting_on_logits
+from keras_cnn.training.run import RunConfig, compile_model, evaluate_model, load_splits, make_pipelines
 
 TUNERS = ("random", "hyperband", "bayesian")
 DROPOUT = ("float", 0.0, 0.5, 0.1)

@@ -13,15 +13,17 @@ import json
 import time
 from pathlib import Path
 
+import keras_cnn
+from keras_cnn import data
+from keras_cnn.deploy.export import export_saved_model, export_tflite, run_tflite
+from keras_cnn.training import run as training
+from keras_cnn.training.callbacks import save_atomically
+
 
 def run_demo(model_name="mobilenet_v3_small", *, epochs=12, image_size=32, batch_size=32, learning_rate=3e-3,
              output_dir="savedmodels", seed=0, verbose=2, export=True):
     """Train ``model_name`` on digits and return a summary dict (also printed as JSON)."""
     import keras
-
-    import keras_cnn
-    from keras_cnn import data, training
-    from keras_cnn.callbacks import save_atomically
 
     keras.utils.set_random_seed(seed)
     started = time.time()
@@ -58,9 +60,6 @@ def export_and_check(model, folder, model_name, train_arrays, test_arrays, image
     """SavedModel + int8 TFLite; the int8 file is run on the whole test split."""
     import numpy as np
 
-    from keras_cnn import data
-    from keras_cnn.export import export_saved_model, export_tflite, run_tflite
-
     classes = list(train_arrays.class_names)
     export_saved_model(model, folder / "saved_model", class_names=classes)
     representative = data.prepare_images(train_arrays.images[:256], image_size, 1).numpy()
@@ -75,3 +74,18 @@ def export_and_check(model, folder, model_name, train_arrays, test_arrays, image
     return {"saved_model": str(folder / "saved_model"), "tflite_int8": str(tflite_path),
             "tflite_int8_test_accuracy": round(tflite_accuracy, 4),
             "tflite_int8_top1_agreement": round(report["top1_agreement_vs_keras"], 4)}
+
+
+def cmd_demo(args):
+    run_demo(args.model, epochs=args.epochs, output_dir=args.output, export=not args.no_export)
+    return 0
+
+
+def add_parsers(sub):
+    """Add this group's sub-commands to the ``keras-cnn`` parser."""
+    p = sub.add_parser("demo", help="train mobilenet_v3_small on the bundled digits and report test accuracy")
+    p.add_argument("--model", default="mobilenet_v3_small")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--output", default="savedmodels", help="folder for the trained model and exports")
+    p.add_argument("--no-export", action="store_true", help="skip the SavedModel / int8 TFLite export")
+    p.set_defaults(func=cmd_demo)

@@ -26,16 +26,32 @@ import keras
 import numpy as np
 
 from keras_cnn import data as data_lib
-from keras_cnn import distribute
+from keras_cnn.analysis.counting import count_trainable
 from keras_cnn.atomic import write_text
-from keras_cnn.bench import count_trainable
-from keras_cnn.callbacks import AtomicCheckpoint, EpochTimer
-from keras_cnn.logits import fitting_on_logits
+from keras_cnn.models.inception import aux_loss_weights, aux_targets, inference_model
 from keras_cnn.recipes import Recipe, recipe_for
-from keras_cnn.schedules import (OPTIMIZERS, SCHEDULES, STEP_DROPS, WarmupCosineDecay,  # noqa: F401  (public here too)
-                                 WarmupStepDecay, learning_rate_schedule, make_optimizer)
-from keras_cnn.reporting import (confusion_matrix, cross_entropy, plot_confusion_matrix, plot_curves,
-                                 read_history, top_k_accuracy)
+from keras_cnn.registry import build, get_spec
+from keras_cnn.training import distribute
+from keras_cnn.training.callbacks import AtomicCheckpoint, EpochTimer
+from keras_cnn.training.logits import fitting_on_logits
+from keras_cnn.training.report import (
+    confusion_matrix,
+    cross_entropy,
+    plot_confusion_matrix,
+    plot_curves,
+    read_history,
+    top_k_accuracy,
+)
+from keras_cnn.training.schedules import (  # noqa: F401  (public here too)
+    OPTIMIZERS,
+    SCHEDULES,
+    STEP_DROPS,
+    WarmupCosineDecay,
+    WarmupStepDecay,
+    learning_rate_schedule,
+    make_optimizer,
+)
+
 
 def main_output(model) -> str | None:
     """Name of the class-probability output of a multi-output (auxiliary-head) model, else None."""
@@ -68,8 +84,6 @@ def compile_model(model, *, steps_per_epoch=None, epochs=1, optimizer="adamw", l
                keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy")]
     head = main_output(model)
     if head:
-        from keras_cnn.models.inception import aux_loss_weights
-
         model.compile(optimizer=opt, loss={n: loss for n in model.output_names},
                       loss_weights=aux_loss_weights(model), metrics={head: metrics}, jit_compile=jit_compile)
     else:
@@ -85,7 +99,6 @@ def for_outputs(dataset, model):
     """``(image, label)`` -> ``(image, {output: label})`` for a model with auxiliary heads."""
     if not main_output(model):
         return dataset
-    from keras_cnn.models.inception import aux_targets
 
     return aux_targets(dataset, model)
 
@@ -227,8 +240,6 @@ def _resolve_config(name, dataset, run_dir, resume, given_model, settings) -> Ru
     given = {k: v for k, v in settings.items() if v is not None}
     recipe = recipe_for(None if given_model is not None else name)
     if given_model is None:
-        from keras_cnn.registry import get_spec
-
         spec = get_spec(name)  # unknown names fail here, with the close matches
         name = spec.name
     if given_model is not None and given.get("strategy", "none") != "none":
@@ -299,7 +310,6 @@ def load_splits(config: RunConfig) -> dict:
     if config.channels is None:
         config.channels = int(train.images.shape[-1])
     if config.image_size is None:  # the data's own size, raised to the smallest input the model takes
-        from keras_cnn.registry import get_spec
 
         config.image_size = max(int(train.images.shape[1]), get_spec(config.model).min_input_size)
     return {"train": train, "test": test}
@@ -307,8 +317,6 @@ def load_splits(config: RunConfig) -> dict:
 
 def build_from_config(config: RunConfig):
     """The registered model the run trains, at the run's input size and classes."""
-    from keras_cnn.registry import build
-
     return build(config.model, num_classes=config.num_classes,
                  input_shape=(config.image_size, config.image_size, config.channels), **config.model_options)
 
@@ -373,8 +381,6 @@ def evaluate_model(model, test_arrays, config: RunConfig, *, run_dir=None) -> di
     images = data_lib.prepare_images(test_arrays.images, config.image_size, config.channels, config.resize).numpy()
     predictor = model
     if main_output(model):
-        from keras_cnn.models.inception import inference_model
-
         predictor = inference_model(model)
     probabilities = predict_probabilities(predictor, images, config.batch_size)
     labels = test_arrays.labels

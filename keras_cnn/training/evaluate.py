@@ -5,7 +5,7 @@ A run folder from :func:`keras_cnn.train` knows its data set, input size and cla
 from a ``config.json`` beside it when there is one.
 
 Example:
-    >>> from keras_cnn import inference
+    >>> from keras_cnn.training import evaluate as inference
     >>> inference.evaluate("runs/lenet5_digits")["test_top1"] > 0.5
     True
     >>> inference.predict("runs/lenet5_digits", ["seven.png"])[0][0]["class"]
@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_cnn import data
 from keras_cnn.registry import build, get_spec
-from keras_cnn.training import RunConfig, evaluate_model, main_output, num_classes_of
+from keras_cnn.training.run import RunConfig, evaluate_model, main_output, num_classes_of
 
 CHECKPOINTS = ("best", "last")
 

@@ -17,7 +17,7 @@ logits and probabilities.
 
 Example:
     >>> import keras, numpy as np, keras_cnn
-    >>> from keras_cnn.logits import fitting_on_logits
+    >>> from keras_cnn.training.logits import fitting_on_logits
     >>> model = keras_cnn.build("lenet5", num_classes=10)
     >>> model.compile("adam", keras.losses.CategoricalCrossentropy())
     >>> with fitting_on_logits(model):

@@ -8,7 +8,7 @@ backend only single-host ``MirroredStrategy`` is offered: ``MultiWorkerMirroredS
 Keras 3's ``model.fit`` is not supported (keras-team/keras issue 20585).
 
 Example:
-    >>> from keras_cnn import distribute
+    >>> from keras_cnn.training import distribute
     >>> with distribute.strategy_scope("none"):
     ...     pass
 """

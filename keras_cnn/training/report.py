@@ -3,7 +3,7 @@ matrix as PNG files, read from the run's ``history.csv``.
 
 Example:
     >>> import numpy as np
-    >>> from keras_cnn.reporting import top_k_accuracy
+    >>> from keras_cnn.training.report import top_k_accuracy
     >>> top_k_accuracy(np.eye(3), np.array([0, 1, 2]), k=1)
     1.0
 """

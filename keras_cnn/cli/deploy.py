@@ -1,0 +1,75 @@
+"""``keras-cnn export | tflite-bench``: SavedModel and TFLite files, and their latency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from keras_cnn.cli.common import parse_shape
+from keras_cnn.deploy.export import export_saved_model, export_tflite, export_tflite_modes
+from keras_cnn.deploy.tflite import tflite_latency
+from keras_cnn.training.evaluate import calibration_images, load_model_source
+
+
+def cmd_export(args):
+
+    kwargs = {"num_classes": args.num_classes} if args.num_classes else {}
+    if args.input_shape:
+        kwargs["input_shape"] = parse_shape(args.input_shape)
+    model, name, config = load_model_source(args.model, args.checkpoint, **kwargs)
+    classes = list(config.class_names) if config else None
+    representative = verify = None
+    if config is not None and args.format == "tflite" and args.quantize in ("int8", "dynamic", "all"):
+        representative, verify = calibration_images(config)  # the run's own images, when they are here
+    output = Path(args.output or Path("savedmodels") / name)
+    if args.format == "savedmodel":
+        report = export_saved_model(model, output / "saved_model", class_names=classes)
+    elif args.quantize == "all":
+        report = export_tflite_modes(model, output, name=name, batch_size=args.batch_size, class_names=classes,
+                                     representative_data=representative, verify_data=verify)
+    else:
+        suffix = f"_{args.quantize}" if args.quantize else ""
+        report = export_tflite(model, output / f"{name}{suffix}.tflite", quantize=args.quantize,
+                               batch_size=args.batch_size, class_names=classes,
+                               representative_data=representative if args.quantize == "int8" else None,
+                               verify_data=verify if args.quantize in ("int8", "dynamic") else None)
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def cmd_tflite_bench(args):
+
+    if not Path(args.file).is_file():
+        raise ValueError(f"no such .tflite file: {args.file}")
+    threads = tuple(int(t) for t in args.threads.split(","))
+    result = {"file": args.file, **tflite_latency(args.file, threads=threads, runs=args.runs, warmup=args.warmup,
+                                                   xnnpack=not args.no_xnnpack)}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            print(f"{key:10s} median {value['median_ms']:.3f} ms  (p10 {value['p10_ms']:.3f}, p90 {value['p90_ms']:.3f})")
+    print(json.dumps(result))
+    return 0
+
+
+def add_parsers(sub):
+    """Add this group's sub-commands to the ``keras-cnn`` parser."""
+    p = sub.add_parser("export", help="export a run folder, a .keras file or a registered model to SavedModel or "
+                                      "TFLite")
+    p.add_argument("model", help="run folder (from train or tune), .keras file, or registry name (random weights)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="of a run folder")
+    p.add_argument("--format", choices=("savedmodel", "tflite"), default="tflite")
+    p.add_argument("--quantize", choices=("float16", "dynamic", "int8", "all"), default=None,
+                   help="all: float32, float16, dynamic and int8 files from one traced graph")
+    p.add_argument("--batch-size", type=int, default=1, help="fixed batch size of the .tflite file")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--input-shape", default=None, help="H,W,C for a registry name")
+    p.add_argument("--output", default=None, help="folder (default savedmodels/<name>/)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("tflite-bench", help="latency of a .tflite file (median of N runs, 1 and 2 threads)")
+    p.add_argument("file")
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    p.add_argument("--no-xnnpack", action="store_true", help="builtin kernels only")
+    p.set_defaults(func=cmd_tflite_bench)

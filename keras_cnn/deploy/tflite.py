@@ -1,0 +1,120 @@
+"""The TFLite runtime: run, inspect and time ``.tflite`` files through LiteRT (``ai_edge_litert``).
+
+Example:
+    >>> from keras_cnn.deploy.tflite import inspect_tflite, run_tflite, tflite_latency
+    >>> report = inspect_tflite(open("savedmodels/lenet/lenet.tflite", "rb").read())   # doctest: +SKIP
+    >>> report["xnnpack_delegated_fraction"]                                            # doctest: +SKIP
+    1.0
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+DYNAMIC_SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK")
+
+
+def make_interpreter(flatbuffer, num_threads=None, xnnpack=True):
+    """A LiteRT interpreter of ``flatbuffer`` (XNNPACK on unless ``xnnpack=False``)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return Interpreter(model_content=flatbuffer, num_threads=num_threads, experimental_op_resolver_type=resolver)
+
+
+def inspect_tflite(flatbuffer) -> dict:
+    """Op list, Flex and dynamic-shape ops, and the share of ops the XNNPACK delegate takes.
+
+    With a delegate applied, the interpreter keeps the original nodes and appends one DELEGATE
+    node per partition; an original node belongs to a partition when it lies on a path from
+    that DELEGATE node's outputs back to its inputs.
+    """
+    interpreter = make_interpreter(flatbuffer, xnnpack=True)
+    interpreter.allocate_tensors()
+    nodes = interpreter._get_ops_details()
+    original = [n for n in nodes if n["op_name"] != "DELEGATE"]
+    producer = {int(t): n["index"] for n in original for t in n["outputs"]}
+    inputs_of = {n["index"]: [int(t) for t in n["inputs"] if t >= 0] for n in original}
+    delegated = set()
+    for node in (n for n in nodes if n["op_name"] == "DELEGATE"):
+        boundary = {int(t) for t in node["inputs"]}
+        stack = [int(t) for t in node["outputs"]]
+        while stack:
+            tensor = stack.pop()
+            if tensor in boundary or tensor not in producer or producer[tensor] in delegated:
+                continue
+            delegated.add(producer[tensor])
+            stack.extend(inputs_of[producer[tensor]])
+    ops = [n["op_name"] for n in original]
+    counts = {name: ops.count(name) for name in sorted(set(ops))}
+    return {"ops": counts, "op_count": len(ops),
+            "flex_ops": sorted({o for o in ops if o.startswith("Flex") or o == "CUSTOM"}),
+            "dynamic_shape_ops": sorted({o for o in ops if o in DYNAMIC_SHAPE_OPS}),
+            "xnnpack_delegated_fraction": round(len(delegated) / max(1, len(ops)), 4),
+            "ops_not_delegated": sorted({n["op_name"] for n in original if n["index"] not in delegated})}
+
+
+def run_tflite(flatbuffer_or_path, images, num_threads=None) -> np.ndarray:
+    """Run a ``.tflite`` model on float images in [0, 1], batch by batch; returns float outputs
+    (int8 inputs/outputs are quantized/dequantized with the file's own scales)."""
+    flatbuffer = Path(flatbuffer_or_path).read_bytes() if isinstance(flatbuffer_or_path, (str, Path)) \
+        else flatbuffer_or_path
+    interpreter = make_interpreter(flatbuffer, num_threads=num_threads)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    batch = inp["shape"][0]
+    images = np.asarray(images, "float32")
+    outputs = []
+    for start in range(0, len(images), batch):
+        chunk = images[start:start + batch]
+        pad = batch - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+        if inp["dtype"] != np.float32:
+            scale, zero = inp["quantization"]
+            chunk = np.clip(np.round(chunk / scale + zero), -128, 127).astype(inp["dtype"])
+        interpreter.set_tensor(inp["index"], chunk)
+        interpreter.invoke()
+        result = interpreter.get_tensor(out["index"])
+        if out["dtype"] != np.float32:
+            scale, zero = out["quantization"]
+            result = (result.astype("float32") - zero) * scale
+        outputs.append(result[:batch - pad] if pad else result)
+    return np.concatenate(outputs)
+
+
+def tflite_latency(flatbuffer_or_path, *, threads=(1, 2), runs=50, warmup=10, xnnpack=True) -> dict:
+    """Median (and 10th/90th percentile) milliseconds of one ``invoke`` of a ``.tflite`` file
+    through the ``ai_edge_litert`` interpreter, per thread count, after ``warmup`` runs."""
+    flatbuffer = Path(flatbuffer_or_path).read_bytes() if isinstance(flatbuffer_or_path, (str, Path)) \
+        else flatbuffer_or_path
+    source = flatbuffer_or_path if isinstance(flatbuffer_or_path, (str, Path)) else "the flatbuffer"
+    results = {}
+    for count in threads:
+        try:
+            interpreter = make_interpreter(flatbuffer, num_threads=count, xnnpack=xnnpack)
+        except ValueError as error:  # the interpreter's verifier: "The model is not a valid Flatbuffer buffer"
+            raise ValueError(f"{source} is not a .tflite model ({' '.join(str(error).split())})") from error
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        sample = np.random.default_rng(0).random(detail["shape"])
+        if detail["dtype"] == np.float32:
+            sample = sample.astype("float32")
+        else:
+            sample = (sample * 255 - 128).astype(detail["dtype"])
+        interpreter.set_tensor(detail["index"], sample)
+        for _ in range(warmup):
+            interpreter.invoke()
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            interpreter.invoke()
+            times.append((time.perf_counter() - start) * 1e3)
+        results[f"{count}_thread{'s' if count > 1 else ''}"] = {
+            "median_ms": round(float(np.median(times)), 4), "p10_ms": round(float(np.percentile(times, 10)), 4),
+            "p90_ms": round(float(np.percentile(times, 90)), 4), "runs": runs, "warmup": warmup,
+            "xnnpack": xnnpack}
+    return results

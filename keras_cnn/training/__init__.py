@@ -1,0 +1,3 @@
+"""Training: the fit recipe and run folders (:mod:`.run`), learning-rate schedules, callbacks,
+distribution strategies and precision, logits during fit, run reports (plots, top-k), evaluating
+and predicting with a trained run (:mod:`.evaluate`), and hyperparameter search (:mod:`.tune`)."""
