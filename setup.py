@@ -29,7 +29,7 @@ setup(
         "pillow>=10",  # image files: keras_cnn.data (folders), keras_cnn.training.evaluate (predict)
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "jax>=0.4.30"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "jax>=0.4.30", "ruff>=0.17,<0.18", "import-linter>=2.1,<3"],
     },
     entry_points={"console_scripts": ["keras-cnn=keras_cnn.cli:main"]},
     classifiers=[

@@ -106,7 +106,8 @@ def run_fashion(args):
         summary = json.loads(summary_file.read_text())
         anchor = ANCHORS.get(name, ("", None))
         rows.append({"model": row, "test_top1": summary["test_top1"], "epochs": summary["epochs"],
-                     "image_size": summary["image_size"], "seconds": summary.get("train_seconds", summary.get("seconds")),
+                     "image_size": summary["image_size"],
+                     "seconds": summary.get("train_seconds", summary.get("seconds")),
                      "params": summary["params"], "target": TARGETS.get(name), "anchor": anchor[0],
                      "anchor_top1": anchor[1], "backend": summary.get("backend"), "devices": summary.get("devices")})
     speed.write_json("fashion", rows, RESULTS / "fashion.json", runs=FASHION_RUNS)
@@ -187,7 +188,8 @@ def render():
                "Fashion-MNIST test accuracy", "top-1")
         missing = [row for row in FASHION_RUNS if row not in {r["model"] for r in rows}]
         sections.append("## Fashion-MNIST accuracy (full data set, package recipe)\n\n" + _environment_line(rec)
-                        + " Anchors: the data set's own benchmark table (zalandoresearch/fashion-mnist README). `seconds`:"
+                        + " Anchors: the data set's own benchmark table (zalandoresearch/fashion-mnist README)."
+                        " `seconds`:"
                         " training wall time, every epoch summed across resumes (validation included); the"
                         " lenet5 rows and resnet20's first 7 epochs shared the 2 cores with other runs, which"
                         " inflates them up to ~3x (benchmarks/README.md); resnet20_20_epochs ran alone but its"

@@ -12,29 +12,48 @@ import difflib
 
 from keras import layers
 
+from keras_cnn.layers.adaptive_pool import AdaptiveAveragePooling2D
+from keras_cnn.layers.channels import make_divisible  # re-exported: blocks is where models look for it
+
 #: BatchNorm settings of torchvision/timm (PyTorch momentum 0.1 is Keras momentum 0.9).
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
 
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round a channel count to a multiple of ``divisor`` without losing more than 10%.
-
-    The rounding of the TF MobileNet reference (``_make_divisible``), used by MobileNet v2/v3
-    and every width multiplier built on them.
-    """
-    min_value = min_value or divisor
-    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
-
-
 def activation_layer(activation, name=None):
-    """A Keras activation layer; ``None`` returns None (no layer)."""
+    """The activation layer for ``activation``, or None (no layer) when ``activation`` is None.
+
+    ``activation`` may be:
+
+    - a name Keras knows (``"relu"``, ``"relu6"``, ``"silu"``, ``"hard_swish"``, ...) or a plain
+      function: a ``layers.Activation`` of it;
+    - ``("leaky_relu", slope)``: a ``layers.LeakyReLU`` with that negative slope (Darknet 0.1,
+      timm's CSPNet 0.01). The bare name ``"leaky_relu"`` stays Keras' function (slope 0.2);
+    - a Layer class (``layers.ReLU``, ``layers.PReLU``, ...): instantiated as ``cls(name=name)``;
+    - a Layer instance: used as it is (its own name; do not share one instance between calls).
+
+    Example:
+        >>> activation_layer(("leaky_relu", 0.1), name="act").negative_slope
+        0.1
+    """
     if activation is None:
         return None
+    if isinstance(activation, layers.Layer):
+        return activation
+    if isinstance(activation, type) and issubclass(activation, layers.Layer):
+        return activation(name=name)
+    if isinstance(activation, tuple):
+        kind, *args = activation
+        if kind == "leaky_relu" and len(args) == 1:
+            return layers.LeakyReLU(negative_slope=args[0], name=name)
+        raise ValueError(f"activation: a tuple must be ('leaky_relu', slope), received {activation!r}")
     return layers.Activation(activation, name=name)
+
+
+def apply_activation(x, activation, name=None):
+    """``x`` through :func:`activation_layer` (unchanged when ``activation`` is None)."""
+    act = activation_layer(activation, name=name)
+    return act(x) if act is not None else x
 
 
 def symmetric_conv(x, filters, kernel_size, *, strides=1, groups=1, dilation=1, use_bias=True,
@@ -80,13 +99,18 @@ def batch_norm(x, name=None, epsilon=BN_EPSILON, gamma_initializer="ones"):
 
 
 def conv_bn_act(x, filters, kernel_size, *, strides=1, groups=1, dilation=1, activation="relu",
-                padding="same", use_bias=False, bn_epsilon=BN_EPSILON, name=None):
-    """Conv (no bias) -> BatchNorm -> activation, the unit of almost every post-2015 CNN."""
+                padding="same", use_bias=False, bn_epsilon=BN_EPSILON, bn_gamma_initializer="ones", name=None):
+    """Conv (no bias) -> BatchNorm -> activation, the unit of almost every post-2015 CNN.
+
+    Layers are named ``{name}_conv`` (``{name}_conv_pad`` when padded), ``{name}_bn`` and
+    ``{name}_act``. ``activation`` is anything :func:`activation_layer` takes (None: no
+    activation, e.g. the last conv of a residual branch); ``bn_gamma_initializer="zeros"`` starts
+    a residual branch at zero (``zero_init_residual``).
+    """
     x = symmetric_conv(x, filters, kernel_size, strides=strides, groups=groups, dilation=dilation,
                        use_bias=use_bias, padding=padding, name=f"{name}_conv" if name else None)
-    x = batch_norm(x, name=f"{name}_bn" if name else None, epsilon=bn_epsilon)
-    act = activation_layer(activation, name=f"{name}_act" if name else None)
-    return act(x) if act is not None else x
+    x = batch_norm(x, name=f"{name}_bn" if name else None, epsilon=bn_epsilon, gamma_initializer=bn_gamma_initializer)
+    return apply_activation(x, activation, name=f"{name}_act" if name else None)
 
 
 def conv_act(x, filters, kernel_size, *, strides=1, groups=1, activation="relu", padding="same",
@@ -94,8 +118,7 @@ def conv_act(x, filters, kernel_size, *, strides=1, groups=1, activation="relu",
     """Conv (with bias) -> activation, for the pre-BatchNorm nets (AlexNet, VGG, GoogLeNet)."""
     x = symmetric_conv(x, filters, kernel_size, strides=strides, groups=groups, use_bias=True,
                        padding=padding, name=name)
-    act = activation_layer(activation, name=f"{name}_act" if name else None)
-    return act(x) if act is not None else x
+    return apply_activation(x, activation, name=f"{name}_act" if name else None)
 
 
 def predictions(x, num_classes, classifier_activation, *, name="predictions", use_bias=True):
@@ -104,19 +127,46 @@ def predictions(x, num_classes, classifier_activation, *, name="predictions", us
                         dtype="float32", name=name)(x)
 
 
+def classifier_head(x, include_top, pooling, num_classes, classifier_activation, *, pool="avg", hidden=None,
+                    dropout=None, dropout_name="head_dropout", logits=None, name="predictions"):
+    """The output of every family: the keras.applications contract in one place.
+
+    ``include_top=False`` returns :func:`feature_pooling` of the features (``pooling`` None: the
+    feature map, ``"avg"``/``"max"``: a pooled vector); nothing below is built. Otherwise, in order:
+
+    1. ``pool``: ``"avg"`` global average pooling (``avg_pool``); ``"flatten"`` a ``flatten``
+       layer (LeNet); an int ``g``: adaptive average pooling to ``g x g`` (``adaptive_pool``) then
+       ``flatten`` (AlexNet, VGG); None: nothing (classifiers that are 1x1 convs).
+    2. ``hidden``: ``hidden(x)``, the family's layers before the classifier (its FC layers).
+    3. ``dropout``: a ``Dropout(dropout)`` named ``dropout_name``, built for any rate, 0.0
+       included; None builds no layer.
+    4. The classifier: ``Dense(num_classes, classifier_activation)`` in float32 named ``name``; or,
+       when ``logits`` is given, ``logits(x)`` (a 1x1-conv classifier and its pooling, an RBF
+       layer) followed by ``Activation(classifier_activation)`` in float32 named ``name``.
+    """
+    if not include_top:
+        return feature_pooling(x, pooling)
+    if pool == "avg":
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pool is not None:
+        if pool != "flatten":
+            x = AdaptiveAveragePooling2D(pool, name="adaptive_pool")(x)
+        x = layers.Flatten(name="flatten")(x)
+    if hidden is not None:
+        x = hidden(x)
+    if dropout is not None:
+        x = layers.Dropout(dropout, name=dropout_name)(x)
+    if logits is None:
+        return predictions(x, num_classes, classifier_activation, name=name)
+    return layers.Activation(classifier_activation, dtype="float32", name=name)(logits(x))
+
+
 def pooled_head(x, *, num_classes, include_top, pooling, classifier_activation, dropout=0.0,
                 name="predictions"):
-    """Global-average-pool head of keras.applications.
-
-    ``include_top``: pool -> optional dropout -> Dense(num_classes). Otherwise ``pooling`` of
-    None returns the feature map, ``"avg"``/``"max"`` a pooled vector.
-    """
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name="head_dropout")(x)
-        return predictions(x, num_classes, classifier_activation, name=name)
-    return feature_pooling(x, pooling)
+    """Global-average-pool head of keras.applications, dropout only when nonzero
+    (:func:`classifier_head` with its defaults; kept for callers of 0.1.0)."""
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, dropout=dropout or None,
+                           name=name)
 
 
 def feature_pooling(x, pooling):
@@ -181,6 +231,6 @@ def check_range(value, low, high, what, name):
 
 __all__ = [
     "BN_EPSILON", "BN_MOMENTUM", "make_divisible", "symmetric_conv", "symmetric_conv_dw", "batch_norm", "conv_bn_act",
-    "conv_act", "predictions", "pooled_head", "feature_pooling", "check_choice", "check_range",
-    "check_positive_int", "max_pool",
+    "conv_act", "activation_layer", "apply_activation", "predictions", "classifier_head", "pooled_head",
+    "feature_pooling", "check_choice", "check_range", "check_positive_int", "max_pool",
 ]

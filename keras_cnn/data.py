@@ -345,7 +345,8 @@ def augmentation(image_size, *, flip=False, translate=0.1, seed=0):
 
     steps = []
     if translate:
-        steps.append(keras.layers.RandomTranslation(translate, translate, fill_mode="constant", seed=seed, dtype="float32"))
+        steps.append(keras.layers.RandomTranslation(translate, translate, fill_mode="constant", seed=seed,
+                                                    dtype="float32"))
     if flip:
         steps.append(keras.layers.RandomFlip("horizontal", seed=seed, dtype="float32"))
     return keras.Sequential(steps, name="augmentation")

@@ -160,7 +160,8 @@ def build(
         raise ValueError(f"{spec.name}: pooling must be one of {POOLING_CHOICES}, received {pooling!r}")
     shape = _check_input_shape(spec, input_shape if input_shape is not None else spec.input_shape)
     if weights is not None and not os.path.isfile(str(weights)):
-        raise ValueError(f"{spec.name}: weights must be None or the path of a .weights.h5 file; {weights!r} does not exist")
+        raise ValueError(f"{spec.name}: weights must be None or the path of a .weights.h5 file; "
+                         f"{weights!r} does not exist")
 
     options = {**spec.config, **variant_options}
     inputs = keras.Input(shape=shape, name="image")

@@ -9,9 +9,9 @@ import pytest
 from conftest import _digits, randomize_batch_norm
 
 import keras_cnn
-from keras_cnn.deploy.tflite import tflite_latency
 from keras_cnn.cli import main
 from keras_cnn.deploy.export import export_tflite, export_tflite_modes, run_tflite
+from keras_cnn.deploy.tflite import tflite_latency
 
 # Every mobile-line net of the issue, all four modes (CI runs the slow ones too). One net per
 # architecture is quick to run locally with -m "not slow"; the other ShuffleNet group counts /

@@ -9,12 +9,21 @@ import numpy as np
 import pytest
 from conftest import randomize_batch_norm, trainable_count
 
+import keras_cnn.layers as keras_cnn_layers
 from keras_cnn.layers import (
-    LENET5_C3_TABLE, ChannelShuffle, DropPath, EuclideanRBF, LocalResponseNormalization,
-    PartialConv2D, RepVGGBlock, SqueezeExcite, TrainableSubsampling, hard_sigmoid, hard_swish,
+    LENET5_C3_TABLE,
+    ChannelShuffle,
+    DropPath,
+    EuclideanRBF,
+    LocalResponseNormalization,
+    PartialConv2D,
+    RepVGGBlock,
+    SqueezeExcite,
+    TrainableSubsampling,
+    hard_sigmoid,
+    hard_swish,
     lecun_tanh,
 )
-import keras_cnn.layers as keras_cnn_layers
 from keras_cnn.layers.activations import h_sigmoid_reference, h_swish_reference
 
 
@@ -25,11 +34,13 @@ def roundtrip(layer, x, tmp_path):
     model = keras.Model(inputs, list(outputs) if isinstance(outputs, tuple) else outputs)
     if any(isinstance(l, keras.layers.BatchNormalization) for l in _sublayers(layer)):
         randomize_batch_norm(layer)
-    expected = np.concatenate([np.ravel(keras.ops.convert_to_numpy(o)) for o in keras.tree.flatten(model(x, training=False))])
+    expected = np.concatenate([np.ravel(keras.ops.convert_to_numpy(o))
+                               for o in keras.tree.flatten(model(x, training=False))])
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    got = np.concatenate([np.ravel(keras.ops.convert_to_numpy(o)) for o in keras.tree.flatten(loaded(x, training=False))])
+    got = np.concatenate([np.ravel(keras.ops.convert_to_numpy(o))
+                          for o in keras.tree.flatten(loaded(x, training=False))])
     return expected, got
 
 
@@ -137,7 +148,8 @@ def test_squeeze_excite_mobilenet_rounding():
 
 
 # ---------------------------------------------------------------- RepVGG block
-@pytest.mark.parametrize("in_ch,filters,strides,groups", [(16, 16, 1, 1), (16, 32, 2, 1), (16, 16, 1, 4), (8, 16, 2, 2)])
+@pytest.mark.parametrize("in_ch,filters,strides,groups",
+                         [(16, 16, 1, 1), (16, 32, 2, 1), (16, 16, 1, 4), (8, 16, 2, 2)])
 def test_repvgg_fusion_matches_train_time_block(in_ch, filters, strides, groups, rng):
     block = RepVGGBlock(filters, strides=strides, groups=groups)
     x = rng.normal(size=(2, 9, 9, in_ch)).astype("float32")

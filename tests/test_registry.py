@@ -1,13 +1,13 @@
 """The public API contract: names, patterns, info, and clear errors for bad input."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 from conftest import trainable_count
 
 import keras_cnn
-
-from pathlib import Path
 
 #: The mission's canonical names (a copy of the project's model list; one name a line, ``#`` comments).
 CANONICAL = Path(__file__).with_name("canonical_models.txt")
@@ -74,7 +74,8 @@ def test_names_are_forgiving_about_case_and_dashes():
 
 
 def test_unknown_option_names_allowed_ones():
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['depth'\]; allowed options are \['head', 'input_scaling'\]"):
+    with pytest.raises(ValueError,
+                       match=r"unknown option\(s\) \['depth'\]; allowed options are \['head', 'input_scaling'\]"):
         keras_cnn.build("lenet5", depth=3)
 
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import keras_cnn
-from keras_cnn.training import evaluate as inference, training
 from keras_cnn.cli import main
-from keras_cnn.recipes import recipe_for
+from keras_cnn.registry import recipe_for
+from keras_cnn.training import evaluate as inference
+from keras_cnn.training import run as training
 from keras_cnn.training.report import read_history, top_k_accuracy
 
 QUICK = {"epochs": 2, "limit": 512, "verbose": 0}

@@ -11,8 +11,8 @@ import keras_tuner
 import pytest
 
 from keras_cnn.cli import main
-from keras_cnn.training.evaluate import evaluate
 from keras_cnn.registry import get_spec, list_models
+from keras_cnn.training.evaluate import evaluate
 from keras_cnn.training.tune import FAMILY_KNOBS, HyperCNN, family_variants, tune
 
 FAMILIES = sorted({get_spec(n).family for n in list_models()})
@@ -68,7 +68,8 @@ def test_random_search_over_mobilenets_on_digits(tmp_path, capsys):
     directory = tmp_path / "tune"
     assert main(["tune", "--family", "mobilenet", "--dataset", "digits", "--tuner", "random", "--max-trials", "3",
                  "--epochs", "3", "--batch-size", "32", "--directory", str(directory), "--choice", "optimizer=adamw",
-                 "--choice", "learning_rate=0.003", "--fix", "weight_decay=0.0001", "--fix", "label_smoothing=0.0"]) == 0
+                 "--choice", "learning_rate=0.003", "--fix", "weight_decay=0.0001",
+                 "--fix", "label_smoothing=0.0"]) == 0
     out = capsys.readouterr().out
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["trials"] == 3 and summary["test_top1"] > 0.5  # chance is 0.1

@@ -7,8 +7,9 @@ the papers and reference implementations that each ``Variant`` row holds, the pa
 documented deviations. ``tests/test_models.py`` rebuilds each row while it checks the variant,
 so the suite fails as soon as the file is out of date.
 
-RepVGG's reference MACs are those of the deployed (fused) net, so its MACs are counted with every
-RepVGG block as the single 3x3 convolution it fuses into (``count_macs(model, deployed=True)``).
+RepVGG's reference MACs are those of the deployed (fused) net (its family declares
+``deployed_macs=True``), so its MACs are counted with every RepVGG block as the single 3x3
+convolution it fuses into (``count_macs(model, deployed=True)``).
 
 Example:
     >>> from keras_cnn.analysis.model_table import measure, table_row
@@ -68,7 +69,7 @@ def measure(name_or_model, spec=None) -> dict:
         model = build(spec.name)
     else:
         model = name_or_model
-    return {"params": count_trainable(model), "macs": count_macs(model, deployed=spec.family == "repvgg")}
+    return {"params": count_trainable(model), "macs": count_macs(model, deployed=spec.deployed_macs)}
 
 
 measure_name = measure  # model_info's argument ``measure`` hides the function there

@@ -42,24 +42,13 @@ from keras_cnn.atomic import write_text
 from keras_cnn.deploy.export import export_tflite
 from keras_cnn.deploy.reparameterize import reparameterize
 from keras_cnn.deploy.tflite import tflite_latency
-from keras_cnn.registry import build, get_spec
+from keras_cnn.registry import build, get_spec, list_models
 
-#: our name -> (keras.applications constructor, our build options that match its layout).
-#: keras.applications' ResNet50/101/152 are the original v1 (stride in the first 1x1 conv).
+#: our name -> (keras.applications constructor, our build options that match its layout), gathered
+#: at import from the ``Variant(keras_applications=...)`` rows of the families (``models/<family>.py``;
+#: keras.applications' ResNet50/101/152 are the original v1, stride in the first 1x1 conv).
 KERAS_APPLICATIONS = {
-    "vgg16": ("VGG16", {}),
-    "resnet50": ("ResNet50", {"stride_in_1x1": True}),
-    "resnet101": ("ResNet101", {"stride_in_1x1": True}),
-    "resnet152": ("ResNet152", {"stride_in_1x1": True}),
-    "resnet50_v2": ("ResNet50V2", {}),
-    "inception_v3": ("InceptionV3", {}),
-    "inception_resnet_v2": ("InceptionResNetV2", {}),
-    "xception": ("Xception", {}),
-    "mobilenet_v1": ("MobileNet", {}),
-    "mobilenet_v2": ("MobileNetV2", {}),
-    "mobilenet_v3_small": ("MobileNetV3Small", {}),
-    "mobilenet_v3_large": ("MobileNetV3Large", {}),
-    "densenet121": ("DenseNet121", {}),
+    name: get_spec(name).keras_applications for name in list_models() if get_spec(name).keras_applications
 }
 NO_PREPROCESSING = ("MobileNetV3Small", "MobileNetV3Large")  # theirs would add a Rescaling layer
 
@@ -207,11 +196,7 @@ def latency(names, *, image_size=None, num_classes=1000, rounds=3, runs=20, warm
         models = {"ours": ours(name, shape, num_classes)}
         if name in KERAS_APPLICATIONS:
             models["keras"] = theirs(name, shape, num_classes)
-        for model in models.values():
-            for _ in range(warmup):
-                model.predict_on_batch(x)
-        measured = {"keras_predict": _median_of_rounds({k: _predict_timer(m, x, runs) for k, m in models.items()},
-                                                        rounds)}
+        measured = {"keras_predict": _keras_predict_seconds(models, x, warmup, runs, rounds)}
         with tempfile.TemporaryDirectory() as folder:
             for mode in modes:
                 quantize = None if mode == "float32" else mode
@@ -231,6 +216,14 @@ def latency(names, *, image_size=None, num_classes=1000, rounds=3, runs=20, warm
     return rows
 
 
+def _keras_predict_seconds(models: dict, x, warmup, runs, rounds) -> dict:
+    """Median seconds of one batch-1 ``predict_on_batch`` per model, warmed up, alternating rounds."""
+    for model in models.values():
+        for _ in range(warmup):
+            model.predict_on_batch(x)
+    return _median_of_rounds({k: _predict_timer(m, x, runs) for k, m in models.items()}, rounds)
+
+
 def repvgg_speedup(name="repvgg_a0", *, image_size=None, rounds=5, runs=20, warmup=5, threads=1) -> list[dict]:
     """Train-time vs deployed (fused) RepVGG: Keras predict and TFLite float32 latency, batch 1."""
     if get_spec(name).family != "repvgg":
@@ -239,11 +232,7 @@ def repvgg_speedup(name="repvgg_a0", *, image_size=None, rounds=5, runs=20, warm
     x = _batch(shape, 1, 1000)[0]
     train_graph = ours(name, shape)
     models = {"train": train_graph, "deploy": reparameterize(train_graph)}
-    for model in models.values():
-        for _ in range(warmup):
-            model.predict_on_batch(x)
-    measured = {"keras_predict": _median_of_rounds({k: _predict_timer(m, x, runs) for k, m in models.items()},
-                                                    rounds)}
+    measured = {"keras_predict": _keras_predict_seconds(models, x, warmup, runs, rounds)}
     with tempfile.TemporaryDirectory() as folder:
         exported = {"train": _export(train_graph, folder, "train", None, shape, fuse_repvgg=False),
                     "deploy": _export(train_graph, folder, "deploy", None, shape)}
@@ -257,7 +246,8 @@ def repvgg_speedup(name="repvgg_a0", *, image_size=None, rounds=5, runs=20, warm
                      "threads": threads if runtime != "keras_predict" else None,
                      "train_ms": round(seconds["train"] * 1e3, 3), "deploy_ms": round(seconds["deploy"] * 1e3, 3),
                      "speedup": round(seconds["train"] / seconds["deploy"], 3),
-                     **({"train_ops": ops["train"], "deploy_ops": ops["deploy"]} if runtime.startswith("tflite") else {})})
+                     **({"train_ops": ops["train"], "deploy_ops": ops["deploy"]}
+                        if runtime.startswith("tflite") else {})})
     _release()
     return rows
 

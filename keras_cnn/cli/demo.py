@@ -13,9 +13,9 @@ import json
 import time
 from pathlib import Path
 
-import keras_cnn
 from keras_cnn import data
 from keras_cnn.deploy.export import export_saved_model, export_tflite, run_tflite
+from keras_cnn.registry import build
 from keras_cnn.training import run as training
 from keras_cnn.training.callbacks import save_atomically
 
@@ -33,7 +33,7 @@ def run_demo(model_name="mobilenet_v3_small", *, epochs=12, image_size=32, batch
                              augment=data.augmentation(image_size, translate=0.1, seed=seed))
     test = data.from_arrays(test_arrays.images, test_arrays.labels, num_classes=10, image_size=image_size,
                             channels=1, batch_size=128, shuffle=False)
-    model = keras_cnn.build(model_name, num_classes=10, input_shape=(image_size, image_size, 1))
+    model = build(model_name, num_classes=10, input_shape=(image_size, image_size, 1))
     print(f"keras-cnn demo: training {model_name} on scikit-learn digits "
           f"({len(train_arrays.labels)} train / {len(test_arrays.labels)} test images, {image_size}x{image_size}), "
           f"{epochs} epochs")

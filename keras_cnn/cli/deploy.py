@@ -46,7 +46,8 @@ def cmd_tflite_bench(args):
                                                    xnnpack=not args.no_xnnpack)}
     for key, value in result.items():
         if isinstance(value, dict):
-            print(f"{key:10s} median {value['median_ms']:.3f} ms  (p10 {value['p10_ms']:.3f}, p90 {value['p90_ms']:.3f})")
+            print(f"{key:10s} median {value['median_ms']:.3f} ms  "
+                  f"(p10 {value['p10_ms']:.3f}, p90 {value['p90_ms']:.3f})")
     print(json.dumps(result))
     return 0
 

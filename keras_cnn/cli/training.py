@@ -55,12 +55,13 @@ def cmd_tune(args):
 
 
 def add_train_arguments(p):
-    """The ``keras-cnn train`` flags (defaults: the model's recipe, see keras_cnn.recipes)."""
+    """The ``keras-cnn train`` flags (defaults: the model's recipe, ``keras_cnn.get_spec(name).recipe``)."""
     p.add_argument("--dataset", default="digits", help="digits, fashion_mnist, mnist, folder, or a tfds name")
     p.add_argument("--data-dir", default=None, help="IDX files or an image folder (one sub-folder per class)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--image-size", type=int, default=None, help="default: the data's size, at least the model's minimum")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="default: the data's size, at least the model's minimum")
     p.add_argument("--lr", dest="learning_rate", type=float, default=None)
     p.add_argument("--optimizer", choices=("sgd", "adamw", "adam"), default=None)
     p.add_argument("--schedule", choices=("cosine", "step", "constant"), default=None)

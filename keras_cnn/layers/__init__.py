@@ -12,7 +12,7 @@ from keras_cnn.layers.squeeze_excite import SqueezeExcite
 from keras_cnn.layers.zero_pad_shortcut import ZeroPadShortcut
 
 __all__ = [
-    "AdaptiveAveragePooling2D", "ChannelShuffle", "ChannelSplit", "DropPath", "EuclideanRBF", "LENET5_C3_TABLE", "LocalResponseNormalization",
-    "PartialConv2D", "RepVGGBlock", "SqueezeExcite", "TrainableSubsampling", "ZeroPadShortcut", "hard_sigmoid", "hard_swish",
-    "lecun_tanh",
+    "AdaptiveAveragePooling2D", "ChannelShuffle", "ChannelSplit", "DropPath", "EuclideanRBF", "LENET5_C3_TABLE",
+    "LocalResponseNormalization", "PartialConv2D", "RepVGGBlock", "SqueezeExcite", "TrainableSubsampling",
+    "ZeroPadShortcut", "hard_sigmoid", "hard_swish", "lecun_tanh",
 ]

@@ -109,7 +109,8 @@ class PartialConv2D(keras.layers.Layer):
     def full_kernel(self):
         """The dense (k, k, in, out) kernel with zeros where maps are not connected."""
         k = self.kernel_size
-        padded = ops.concatenate([self.connected_kernel, ops.zeros((k, k, 1), dtype=self.connected_kernel.dtype)], axis=-1)
+        zeros = ops.zeros((k, k, 1), dtype=self.connected_kernel.dtype)
+        padded = ops.concatenate([self.connected_kernel, zeros], axis=-1)
         full = ops.take(padded, self._gather_index, axis=2)
         return ops.reshape(full, (k, k, self._in_channels, len(self.connection_table)))
 
@@ -171,7 +172,8 @@ class EuclideanRBF(keras.layers.Layer):
         if codes is None:
             codes = lenet5_codes(self.num_classes, features)
         if codes.shape != (self.num_classes, features):
-            raise ValueError(f"EuclideanRBF: codes must have shape {(self.num_classes, features)}, received {codes.shape}")
+            raise ValueError(f"EuclideanRBF: codes must have shape {(self.num_classes, features)}, "
+                             f"received {codes.shape}")
         self.codes = self.add_weight(shape=codes.shape, initializer=keras.initializers.Constant(codes),
                                      trainable=False, name="codes")
 

@@ -68,7 +68,8 @@ class RepVGGBlock(keras.layers.Layer):
         if strides not in (1, 2):
             raise ValueError(f"RepVGGBlock: strides must be 1 or 2, received {strides!r}")
         if not isinstance(groups, int) or groups < 1 or filters % groups:
-            raise ValueError(f"RepVGGBlock: groups must be a positive integer dividing filters={filters}, received {groups!r}")
+            raise ValueError(f"RepVGGBlock: groups must be a positive integer dividing filters={filters}, "
+                             f"received {groups!r}")
         self.filters = filters
         self.strides = strides
         self.groups = groups

@@ -11,10 +11,10 @@ SENet, MobileNet v3 and timm, so their weights load one to one.
 import keras
 from keras import ops
 
+from keras_cnn.layers.channels import make_divisible
+
 
 def _round_channels(value, divisor):
-    from keras_cnn.blocks import make_divisible
-
     return make_divisible(value, divisor) if divisor else max(1, int(value))
 
 
@@ -44,7 +44,8 @@ class SqueezeExcite(keras.layers.Layer):
         if reduced_channels is None and not (isinstance(ratio, (int, float)) and 0 < ratio <= 1):
             raise ValueError(f"SqueezeExcite: ratio must be in (0, 1], received {ratio!r}")
         if reduced_channels is not None and (not isinstance(reduced_channels, int) or reduced_channels < 1):
-            raise ValueError(f"SqueezeExcite: reduced_channels must be a positive integer, received {reduced_channels!r}")
+            raise ValueError(f"SqueezeExcite: reduced_channels must be a positive integer, "
+                             f"received {reduced_channels!r}")
         self.ratio = ratio
         self.reduced_channels = reduced_channels
         self.divisor = divisor

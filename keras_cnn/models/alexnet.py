@@ -22,10 +22,9 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import check_choice, check_range, feature_pooling, max_pool, predictions, symmetric_conv
-from keras_cnn.layers.adaptive_pool import AdaptiveAveragePooling2D
+from keras_cnn.blocks import check_choice, check_range, classifier_head, max_pool, symmetric_conv
 from keras_cnn.layers.lrn import LocalResponseNormalization
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.models.spec import BOOL, DROPOUT, Recipe, Variant, register_model
 
 # conv layers: (filters, kernel, stride, padding, groups, then: "lrn"/"pool" markers)
 ALEXNET_PAPER = ((96, 11, 4, 0, 1, "lrn", "pool"), (256, 5, 1, 2, 2, "lrn", "pool"), (384, 3, 1, 1, 1),
@@ -56,14 +55,17 @@ def convolutional_body(x, config, *, lrn=True):
     return x
 
 
-def flatten_head(x, *, grid, hidden, dropout, num_classes, classifier_activation):
-    """Adaptive pool to ``grid`` x ``grid``, flatten, two Dense+ReLU+Dropout, classifier."""
-    x = AdaptiveAveragePooling2D(grid, name="adaptive_pool")(x)
-    x = layers.Flatten(name="flatten")(x)
+def fc_layers(x, *, width, dropout):
+    """The hidden layers of AlexNet's and VGG's heads: two Dense(``width``)+ReLU (``fc1``, ``fc2``),
+    each followed by dropout (``fc1_dropout``, ``fc2_dropout``)."""
     for i in (1, 2):
-        x = layers.Dense(hidden, activation="relu", name=f"fc{i}")(x)
+        x = layers.Dense(width, activation="relu", name=f"fc{i}")(x)
         x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return x
+
+
+#: AlexNet and ZFNet have no BatchNorm: AdamW at the default 1e-3 diverges.
+NO_BATCHNORM_RECIPE = Recipe(learning_rate=1e-4, why="no BatchNorm: a 10x smaller rate keeps it from diverging")
 
 
 @register_model(
@@ -78,6 +80,8 @@ def flatten_head(x, *, grid, hidden, dropout, num_classes, classifier_activation
                 input_shape=(224, 224, 3), min_input_size=63, accuracy="top-1 56.52",
                 follows="torchvision alexnet (one weird trick)"),
     ],
+    recipe=NO_BATCHNORM_RECIPE,
+    tuner_knobs={"dropout": DROPOUT, "lrn": BOOL},
 )
 def alexnet(*, inputs, num_classes, include_top, pooling, classifier_activation, config="paper", lrn=True,
             dropout=0.5):
@@ -91,10 +95,8 @@ def alexnet(*, inputs, num_classes, include_top, pooling, classifier_activation,
 def _alexnet_like(inputs, config, *, lrn, dropout, num_classes, include_top, pooling, classifier_activation):
     check_range(dropout, 0.0, 0.99, "dropout", "alexnet")
     x = convolutional_body(inputs, config, lrn=lrn)
-    if not include_top:
-        return feature_pooling(x, pooling)
-    return flatten_head(x, grid=6, hidden=4096, dropout=dropout, num_classes=num_classes,
-                        classifier_activation=classifier_activation)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, pool=6,
+                           hidden=lambda y: fc_layers(y, width=4096, dropout=dropout))
 
 
 @register_model(
@@ -104,6 +106,8 @@ def _alexnet_like(inputs, config, *, lrn, dropout, num_classes, include_top, poo
                       follows="paper Figure 3 (7x7/2 conv1, 5x5/2 conv2; 110-55-26-13-6 maps)",
                       notes="LRN after conv1/conv2 uses AlexNet's settings (the paper renormalizes "
                             "without giving constants)")],
+    recipe=NO_BATCHNORM_RECIPE,
+    tuner_knobs={"dropout": DROPOUT, "lrn": BOOL},
 )
 def zfnet(*, inputs, num_classes, include_top, pooling, classifier_activation, lrn=True, dropout=0.5):
     """ZFNet: AlexNet with a 7x7/2 first layer and a 5x5/2 second layer, ungrouped."""

@@ -14,39 +14,27 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import check_choice, conv_bn_act, max_pool, pooled_head
+from keras_cnn.blocks import check_choice, classifier_head, conv_bn_act, max_pool
 from keras_cnn.layers.channel_shuffle import ChannelSplit
+from keras_cnn.models.darknet import darknet_residual
+from keras_cnn.models.resnet import bottleneck_block
 from keras_cnn.models.spec import Variant, register_model
 
-
-def _act(x, name):
-    return layers.LeakyReLU(negative_slope=0.01, name=name)(x)
-
-
-def cbl(x, filters, kernel_size, *, strides=1, groups=1, activation=True, name):
-    """Conv (no bias) - BN - LeakyReLU (timm ConvNormAct with leaky_relu)."""
-    x = conv_bn_act(x, filters, kernel_size, strides=strides, groups=groups, activation=None, name=name)
-    return _act(x, f"{name}_act") if activation else x
+#: timm's ConvNormAct with leaky_relu: LeakyReLU with slope 0.01 (layers ``{name}_act``).
+ACTIVATION = ("leaky_relu", 0.01)
 
 
-def csp_bottleneck(x, filters, bottle_ratio, groups, name):
-    """ResNet bottleneck of the CSP stage: 1x1, 3x3 (grouped), 1x1, add, activation."""
-    mid = int(round(filters * bottle_ratio))
-    y = cbl(x, mid, 1, name=f"{name}_conv1")
-    y = cbl(y, mid, 3, groups=groups, name=f"{name}_conv2")
-    y = cbl(y, filters, 1, activation=False, name=f"{name}_conv3")
-    return _act(layers.Add(name=f"{name}_add")([x, y]), f"{name}_out")
+def csp_bottleneck(x, *, bottle_ratio, groups, activation=ACTIVATION, name):
+    """ResNet bottleneck of the CSP stage (timm ``BottleneckBlock``): resnet.py's
+    :func:`bottleneck_block` at stride 1 with the input's channels (identity shortcut), width
+    ``bottle_ratio`` of them, and leaky ReLU after the convs and after the add."""
+    channels = x.shape[-1]
+    return bottleneck_block(x, channels, 1, groups=groups, width=int(round(channels * bottle_ratio)),
+                            activation=activation, out_activation=activation, name=name)
 
 
-def dark_block(x, filters, bottle_ratio, groups, name):
-    """Darknet residual of the CSP stage: 1x1 then 3x3, added to the input (no activation after)."""
-    mid = int(round(filters * bottle_ratio))
-    y = cbl(x, mid, 1, name=f"{name}_conv1")
-    y = cbl(y, filters, 3, groups=groups, name=f"{name}_conv2")
-    return layers.Add(name=f"{name}_add")([x, y])
-
-
-BLOCK_TYPES = {"bottleneck": csp_bottleneck, "dark": dark_block}
+#: The residual blocks a CSP stage runs on its half of the channels.
+BLOCK_TYPES = {"bottleneck": csp_bottleneck, "dark": darknet_residual}
 
 
 def csp_stage(x, out_channels, *, strides, depth, expand_ratio, bottle_ratio, block_ratio, groups, down_growth,
@@ -54,18 +42,19 @@ def csp_stage(x, out_channels, *, strides, depth, expand_ratio, bottle_ratio, bl
     """One cross-stage-partial stage (timm ``CrossStage``)."""
     if strides != 1:
         down = out_channels if down_growth else x.shape[-1]
-        x = cbl(x, down, 3, strides=strides, groups=groups, name=f"{name}_down")
+        x = conv_bn_act(x, down, 3, strides=strides, groups=groups, activation=ACTIVATION, name=f"{name}_down")
     expanded = int(round(out_channels * expand_ratio))
     block_out = int(round(out_channels * block_ratio))
-    x = cbl(x, expanded, 1, activation=not cross_linear, name=f"{name}_expand")
+    x = conv_bn_act(x, expanded, 1, activation=None if cross_linear else ACTIVATION, name=f"{name}_expand")
     cross, blocks = ChannelSplit(name=f"{name}_split")(x)
     if block_out != blocks.shape[-1]:
         raise ValueError(f"cspnet: {name} blocks take {blocks.shape[-1]} channels but produce {block_out}")
     for i in range(depth):
-        blocks = BLOCK_TYPES[block_type](blocks, block_out, bottle_ratio, groups, f"{name}_block{i + 1}")
-    blocks = cbl(blocks, expanded // 2, 1, name=f"{name}_transition_b")
+        blocks = BLOCK_TYPES[block_type](blocks, bottle_ratio=bottle_ratio, groups=groups, activation=ACTIVATION,
+                                         name=f"{name}_block{i + 1}")
+    blocks = conv_bn_act(blocks, expanded // 2, 1, activation=ACTIVATION, name=f"{name}_transition_b")
     x = layers.Concatenate(name=f"{name}_concat")([cross, blocks])
-    return cbl(x, out_channels, 1, name=f"{name}_transition")
+    return conv_bn_act(x, out_channels, 1, activation=ACTIVATION, name=f"{name}_transition")
 
 
 def _per_stage(value, stages):
@@ -109,7 +98,7 @@ def cspnet(*, inputs, num_classes, include_top, pooling, classifier_activation, 
         raise ValueError(f"cspnet: depths {depths} and widths {widths} must have one entry per stage")
     stem_channels, stem_kernel, stem_pool = stem
     stride = 2 if stem_pool else 1
-    x = cbl(inputs, stem_channels, stem_kernel, strides=stride, name="stem")
+    x = conv_bn_act(inputs, stem_channels, stem_kernel, strides=stride, activation=ACTIVATION, name="stem")
     if stem_pool:
         x = max_pool(x, 3, 2, padding=1, name="stem_pool")
     n = len(depths)
@@ -119,5 +108,4 @@ def cspnet(*, inputs, num_classes, include_top, pooling, classifier_activation, 
         x = csp_stage(x, width, strides=s, depth=depth, expand_ratio=er, bottle_ratio=br, block_ratio=blr,
                       groups=groups, down_growth=down_growth, cross_linear=cross_linear, block_type=block_type,
                       name=f"stage{stage}")
-    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation)

@@ -15,14 +15,11 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import conv_bn_act, feature_pooling, pooled_head
+from keras_cnn.blocks import classifier_head, conv_bn_act
 from keras_cnn.models.spec import Variant, register_model
 
-
-def darknet_conv(x, filters, kernel_size, strides=1, name=None):
-    """Conv (no bias) - BN - LeakyReLU(0.1)."""
-    x = conv_bn_act(x, filters, kernel_size, strides=strides, activation=None, name=name)
-    return layers.LeakyReLU(negative_slope=0.1, name=f"{name}_act")(x)
+#: Darknet's activation: LeakyReLU with slope 0.1 (layers ``{name}_act`` of :func:`conv_bn_act`).
+ACTIVATION = ("leaky_relu", 0.1)
 
 
 #: darknet19.cfg: numbers are 3x3 convs (a "/" pair is 3x3 then 1x1 of half width), "M" max-pools.
@@ -47,19 +44,24 @@ def darknet19(*, inputs, num_classes, include_top, pooling, classifier_activatio
             pool += 1
             continue
         kernel = 1 if previous is not None and item < previous else 3
-        x = darknet_conv(x, item, kernel, name=f"conv{conv}")
+        x = conv_bn_act(x, item, kernel, activation=ACTIVATION, name=f"conv{conv}")
         previous, conv = item, conv + 1
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.Conv2D(num_classes, 1, name="classifier_conv")(x)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
+
+    def conv_classifier(y):  # a 1x1 conv (with bias) to the classes, averaged over the map
+        y = layers.Conv2D(num_classes, 1, name="classifier_conv")(y)
+        return layers.GlobalAveragePooling2D(name="avg_pool")(y)
+
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, pool=None,
+                           logits=conv_classifier)
 
 
-def darknet_residual(x, name):
-    """1x1 to half width, 3x3 back, added to the input."""
-    y = darknet_conv(x, x.shape[-1] // 2, 1, name=f"{name}_conv1")
-    y = darknet_conv(y, x.shape[-1], 3, name=f"{name}_conv2")
+def darknet_residual(x, *, bottle_ratio=0.5, groups=1, activation=ACTIVATION, name):
+    """Darknet residual block (timm ``DarkBlock``): a 1x1 conv to ``bottle_ratio`` of the
+    channels, a 3x3 conv (``groups``) back to the input's channels, added to the input; no
+    activation after the add. Darknet-53 (ratio 0.5) and CSPDarknet-53's stages (cspnet.py)."""
+    channels = x.shape[-1]
+    y = conv_bn_act(x, int(round(channels * bottle_ratio)), 1, activation=activation, name=f"{name}_conv1")
+    y = conv_bn_act(y, channels, 3, groups=groups, activation=activation, name=f"{name}_conv2")
     return layers.Add(name=f"{name}_add")([x, y])
 
 
@@ -73,12 +75,11 @@ def darknet_residual(x, name):
 )
 def darknet53(*, inputs, num_classes, include_top, pooling, classifier_activation, depths=(1, 2, 8, 8, 4)):
     """Darknet-53: a 3x3 stem and five stride-2 stages of residual blocks (1, 2, 8, 8, 4)."""
-    x = darknet_conv(inputs, 32, 3, name="stem")
+    x = conv_bn_act(inputs, 32, 3, activation=ACTIVATION, name="stem")
     for stage, depth in enumerate(depths, start=1):
-        x = darknet_conv(x, 32 * 2**stage, 3, strides=2, name=f"stage{stage}_down")
+        x = conv_bn_act(x, 32 * 2**stage, 3, strides=2, activation=ACTIVATION, name=f"stage{stage}_down")
         for i in range(depth):
             x = darknet_residual(x, name=f"stage{stage}_block{i + 1}")
-    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation)
 
 

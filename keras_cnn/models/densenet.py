@@ -15,17 +15,19 @@ Example:
     ...                          num_init_features=24, stem="cifar", input_shape=(32, 32, 3))
 """
 
+from typing import NamedTuple
+
 from keras import layers
 
 from keras_cnn.blocks import (
     batch_norm,
     check_choice,
     check_range,
+    classifier_head,
     max_pool,
-    pooled_head,
     symmetric_conv,
 )
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.models.spec import DROPOUT, Variant, register_model
 
 
 def bn_relu(x, name):
@@ -49,11 +51,24 @@ def transition(x, compression, name):
     return layers.AveragePooling2D(2, 2, name=f"{name}_pool")(x)
 
 
+class DenseNetRow(NamedTuple):
+    """One ImageNet DenseNet of Table 1: its :func:`densenet` options and torchvision's numbers."""
+
+    config: dict  # builder options (growth_rate, block_config, num_init_features), exactly the Variant's config
+    params: int  # reference trainable parameters
+    macs: float  # reference multiply-adds at 224x224
+    top1: str  # torchvision ImageNet top-1
+
+
 VARIANTS = {
-    "densenet121": (32, (6, 12, 24, 16), 64, 7_978_856, 2.83e9, "74.43"),
-    "densenet161": (48, (6, 12, 36, 24), 96, 28_681_000, 7.73e9, "77.14"),
-    "densenet169": (32, (6, 12, 32, 32), 64, 14_149_480, 3.36e9, "75.60"),
-    "densenet201": (32, (6, 12, 48, 32), 64, 20_013_928, 4.29e9, "76.90"),
+    "densenet121": DenseNetRow(config=dict(growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64),
+                               params=7_978_856, macs=2.83e9, top1="74.43"),
+    "densenet161": DenseNetRow(config=dict(growth_rate=48, block_config=(6, 12, 36, 24), num_init_features=96),
+                               params=28_681_000, macs=7.73e9, top1="77.14"),
+    "densenet169": DenseNetRow(config=dict(growth_rate=32, block_config=(6, 12, 32, 32), num_init_features=64),
+                               params=14_149_480, macs=3.36e9, top1="75.60"),
+    "densenet201": DenseNetRow(config=dict(growth_rate=32, block_config=(6, 12, 48, 32), num_init_features=64),
+                               params=20_013_928, macs=4.29e9, top1="76.90"),
 }
 
 
@@ -62,9 +77,9 @@ VARIANTS = {
     paper="Densely Connected Convolutional Networks",
     url="https://arxiv.org/abs/1608.06993", year=2017,
     follows="paper Table 1 / torchvision densenet",
-    variants=[Variant(name, {"growth_rate": k, "block_config": blocks, "num_init_features": init},
-                      params=params, macs=macs, accuracy=f"top-1 {top1}")
-              for name, (k, blocks, init, params, macs, top1) in VARIANTS.items()]
+    variants=[Variant(name, row.config, params=row.params, macs=row.macs, accuracy=f"top-1 {row.top1}",
+                      keras_applications=("DenseNet121", {}) if name == "densenet121" else None)
+              for name, row in VARIANTS.items()]
     + [Variant("densenet_bc_100_k12",
                {"growth_rate": 12, "block_config": (16, 16, 16), "num_init_features": 24, "stem": "cifar"},
                params=769_162, input_shape=(32, 32, 3), num_classes=10, accuracy="CIFAR-10 error 4.51% (+)",
@@ -72,6 +87,7 @@ VARIANTS = {
                follows="paper section 3 / Table 2 (DenseNet-BC, L=100, k=12)",
                notes="count derived from the definition [C]; the paper prints 0.8M, the Fashion-MNIST "
                      "benchmark 768K (it counts the 1-channel stem)")],
+    tuner_knobs={"dropout": DROPOUT},
 )
 def densenet(*, inputs, num_classes, include_top, pooling, classifier_activation, growth_rate=32,
              block_config=(6, 12, 24, 16), num_init_features=64, bn_size=4, compression=0.5, stem="imagenet",
@@ -106,5 +122,4 @@ def densenet(*, inputs, num_classes, include_top, pooling, classifier_activation
         if block != len(block_config):
             x = transition(x, compression, name=f"transition{block}")
     x = bn_relu(x, "final")
-    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation)

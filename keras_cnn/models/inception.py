@@ -27,26 +27,28 @@ Example:
     >>> inference = keras_cnn.models.inception.inference_model(model)
 """
 
+import functools
+
 import keras
 from keras import layers
 
-from keras_cnn.blocks import conv_act, conv_bn_act, feature_pooling, max_pool, pooled_head, predictions
+from keras_cnn.blocks import classifier_head, conv_act, conv_bn_act, max_pool, predictions
 from keras_cnn.layers.adaptive_pool import AdaptiveAveragePooling2D
 from keras_cnn.layers.lrn import LocalResponseNormalization
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.models.spec import DROPOUT, Recipe, Variant, register_model
 
 AUX_LOSS_WEIGHT = 0.3
+#: Training defaults of the whole Inception line (also inception_v4.py).
+RECIPE = Recipe(label_smoothing=0.1, why="Inception line: label smoothing 0.1 (Szegedy 2016)")
 
 
 def make_conv(*, batch_norm=True, bn_epsilon=1e-3, use_bias=False):
-    """The conv unit of a net: conv-BN-ReLU (bias only if ``use_bias``) or conv(bias)-ReLU for
-    pre-BN nets."""
-    def conv(x, filters, kernel_size, strides=1, padding="same", name=None):
-        if batch_norm:
-            return conv_bn_act(x, filters, kernel_size, strides=strides, padding=padding, bn_epsilon=bn_epsilon,
-                               use_bias=use_bias, name=name)
-        return conv_act(x, filters, kernel_size, strides=strides, padding=padding, name=name)
-    return conv
+    """The conv unit of a net, ``conv(x, filters, kernel_size, *, strides, padding, name)``:
+    :func:`~keras_cnn.blocks.conv_bn_act` with this BN epsilon and conv bias (ReLU), or
+    :func:`~keras_cnn.blocks.conv_act` (conv with bias, ReLU) for the pre-BN nets."""
+    if batch_norm:
+        return functools.partial(conv_bn_act, bn_epsilon=bn_epsilon, use_bias=use_bias)
+    return conv_act
 
 
 def apply_op(x, op, conv, name):
@@ -114,6 +116,8 @@ def googlenet_aux(x, num_classes, classifier_activation, *, torchvision_style, n
                       follows="paper Table 1 (Caffe bvlc_googlenet: LRN, biases, no BN)",
                       notes="aux_logits=True: 13,378,280 params; torchvision_style=True: 6,624,904 "
                             "(13,004,888 with aux); counts derived from Table 1 [C]")],
+    recipe=RECIPE,
+    tuner_knobs={"dropout": DROPOUT},
 )
 def googlenet(*, inputs, num_classes, include_top, pooling, classifier_activation, aux_logits=False,
               torchvision_style=False, dropout=None):
@@ -151,11 +155,8 @@ def googlenet(*, inputs, num_classes, include_top, pooling, classifier_activatio
         if aux_logits and include_top and name in ("4a", "4d"):
             aux.append(googlenet_aux(x, num_classes, classifier_activation, torchvision_style=torchvision_style,
                                      name=f"aux{len(aux) + 1}"))
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = layers.Dropout(dropout if dropout is not None else (0.2 if torchvision_style else 0.4), name="dropout")(x)
-    main = predictions(x, num_classes, classifier_activation)
+    main = classifier_head(x, include_top, pooling, num_classes, classifier_activation, dropout_name="dropout",
+                           dropout=dropout if dropout is not None else (0.2 if torchvision_style else 0.4))
     if aux:
         return {"predictions": main, "aux1": aux[0], "aux2": aux[1]}
     return main
@@ -218,6 +219,8 @@ BN_INCEPTION_MODULES = (
     url="https://arxiv.org/abs/1502.03167", year=2015, min_input_size=32,
     variants=[Variant("inception_v2", params=11_295_240, macs=2.05e9, accuracy="top-1 74.88 / top-5 92.46",
                       follows="paper Figure 5 (BN-Inception) / Cadene bninception (conv bias kept before BN)")],
+    recipe=RECIPE,
+    tuner_knobs={"dropout": DROPOUT},
 )
 def inception_v2(*, inputs, num_classes, include_top, pooling, classifier_activation, dropout=0.0):
     """BN-Inception: GoogLeNet with BN everywhere and 5x5 convs as two 3x3 (Cadene's reference
@@ -230,8 +233,7 @@ def inception_v2(*, inputs, num_classes, include_top, pooling, classifier_activa
     x = max_pool(x, 3, 2, ceil_mode=True, name="pool2")
     for name, *row in BN_INCEPTION_MODULES:
         x = inception_module(x, bn_inception_branches(*row), conv, f"inception{name}")
-    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation, dropout=dropout)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, dropout=dropout or None)
 
 
 # --------------------------------------------------------------------------- Inception v3
@@ -261,14 +263,18 @@ V3_MODULES = (("mixed5b", v3_a(32)), ("mixed5c", v3_a(64)), ("mixed5d", v3_a(64)
     url="https://arxiv.org/abs/1512.00567", year=2016, input_shape=(299, 299, 3), min_input_size=75,
     variants=[Variant("inception_v3", params=23_834_568, macs=5.71e9, accuracy="top-1 77.87 / top-5 93.64",
                       follows="paper Table 1 / torchvision inception_v3",
-                      notes="aux_logits=True adds the auxiliary head after mixed6e: 27,161,264 params")],
+                      notes="aux_logits=True adds the auxiliary head after mixed6e: 27,161,264 params",
+                      keras_applications=("InceptionV3", {}))],
+    recipe=RECIPE,
+    tuner_knobs={"dropout": DROPOUT},
 )
 def inception_v3(*, inputs, num_classes, include_top, pooling, classifier_activation, aux_logits=False,
                  dropout=0.5):
     """Inception v3 (factorized 7x7, expanded filter banks). ``aux_logits`` adds the auxiliary
     classifier as output ``aux1`` (loss weight 0.3; needs input >= 139)."""
     if aux_logits and include_top and min(inputs.shape[1:3]) < 139:
-        raise ValueError(f"inception_v3: aux_logits needs input of at least 139x139, received {tuple(inputs.shape[1:])}")
+        raise ValueError(f"inception_v3: aux_logits needs input of at least 139x139, "
+                         f"received {tuple(inputs.shape[1:])}")
     conv = make_conv(batch_norm=True)
     x = conv(inputs, 32, 3, strides=2, padding="valid", name="conv1a")
     x = conv(x, 32, 3, padding="valid", name="conv2a")
@@ -286,9 +292,6 @@ def inception_v3(*, inputs, num_classes, include_top, pooling, classifier_activa
             a = conv(a, 768, 5, padding="valid", name="aux1_conv1")
             a = layers.GlobalAveragePooling2D(name="aux1_gap")(a)
             aux = predictions(a, num_classes, classifier_activation, name="aux1")
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    main = predictions(x, num_classes, classifier_activation)
+    main = classifier_head(x, include_top, pooling, num_classes, classifier_activation, dropout=dropout,
+                           dropout_name="dropout")
     return {"predictions": main, "aux1": aux} if aux is not None else main

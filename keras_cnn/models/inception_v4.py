@@ -22,9 +22,9 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import check_range, max_pool, pooled_head, symmetric_conv
-from keras_cnn.models.inception import inception_module, make_conv
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.blocks import check_range, classifier_head, max_pool, symmetric_conv
+from keras_cnn.models.inception import RECIPE, inception_module, make_conv
+from keras_cnn.models.spec import DROPOUT, Variant, register_model
 
 PAPER = dict(paper="Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
              url="https://arxiv.org/abs/1602.07261", year=2017, input_shape=(299, 299, 3), min_input_size=75)
@@ -59,6 +59,8 @@ def v4_stem_base(inputs, conv):
     family="inception_v4", **PAPER,
     variants=[Variant("inception_v4", params=42_679_816, macs=12.28e9, accuracy="top-1 80.14 / top-5 94.98",
                       follows="paper Figures 3-9 / Cadene and timm inceptionv4")],
+    recipe=RECIPE,
+    tuner_knobs={"dropout": DROPOUT},
 )
 def inception_v4(*, inputs, num_classes, include_top, pooling, classifier_activation, dropout=0.2):
     """Inception-v4: stem, 4 x Inception-A, Reduction-A, 7 x Inception-B, Reduction-B, 3 x Inception-C."""
@@ -71,12 +73,7 @@ def inception_v4(*, inputs, num_classes, include_top, pooling, classifier_activa
     for stage, branches, repeats in stages:
         for i in range(repeats):
             x = inception_module(x, branches, conv, f"inception_{stage}{i + 1 if repeats > 1 else ''}")
-    return _head(x, num_classes, include_top, pooling, classifier_activation, dropout)
-
-
-def _head(x, num_classes, include_top, pooling, classifier_activation, dropout):
-    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation, dropout=dropout)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, dropout=dropout or None)
 
 
 # ------------------------------------------------------------------ Inception-ResNet blocks
@@ -128,12 +125,15 @@ def _residual_stages(x, conv, stages, final_activation):
         Variant("inception_resnet_v2", {"version": 2}, params=55_843_464, macs=13.18e9,
                 accuracy="top-1 80.43 / top-5 95.31",
                 follows="paper Figures 3, 16-18 / Cadene and timm inception_resnet_v2",
-                notes="keras.applications.InceptionResNetV2 has 55,813,192 trainable: its BN layers have no gamma"),
+                notes="keras.applications.InceptionResNetV2 has 55,813,192 trainable: its BN layers have no gamma",
+                keras_applications=("InceptionResNetV2", {})),
         Variant("inception_resnet_v1", {"version": 1}, params=INCEPTION_RESNET_V1_PARAMS,
                 accuracy="top-1 error 21.3 (paper, single crop)",
                 follows="paper Figures 10-14, Reduction-A k/l/m/n = 192/192/256/384",
                 notes="no published count: derived from the figures [C] (module docstring)"),
     ],
+    recipe=RECIPE,
+    tuner_knobs={"dropout": DROPOUT},
 )
 def inception_resnet(*, inputs, num_classes, include_top, pooling, classifier_activation, version=2,
                      scales=(0.17, 0.10, 0.20), dropout=0.2):
@@ -170,4 +170,4 @@ def inception_resnet(*, inputs, num_classes, include_top, pooling, classifier_ac
                   ("block_b", IRV1_BLOCK_B, 10, b), ("reduction_b", IRV1_REDUCTION_B, 1, None),
                   ("block_c", IRV1_BLOCK_C, 5, c))
         x = _residual_stages(x, conv, stages, final_activation=True)
-    return _head(x, num_classes, include_top, pooling, classifier_activation, dropout)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, dropout=dropout or None)

@@ -19,10 +19,10 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import check_choice, feature_pooling, predictions
+from keras_cnn.blocks import check_choice, classifier_head
 from keras_cnn.layers.activations import lecun_tanh
 from keras_cnn.layers.lenet import LENET5_C3_TABLE, EuclideanRBF, PartialConv2D, TrainableSubsampling
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.models.spec import Recipe, Variant, choice, register_model
 
 LECUN_1998 = dict(
     paper="Gradient-based learning applied to document recognition",
@@ -32,6 +32,9 @@ LECUN_1998 = dict(
 
 #: LeCun et al. 1998, section II.B: background and foreground pixel values of the network's input.
 PAPER_INPUT_RANGE = (-0.1, 1.175)
+
+#: Training defaults (LeCun et al. 1998): small images padded (not scaled) into the input field, no augmentation.
+LECUN_WHY = "LeCun et al. 1998: small images padded into the input field, no augmentation"
 
 
 @register_model(
@@ -43,6 +46,10 @@ PAPER_INPUT_RANGE = (-0.1, 1.175)
               "(+850 params at 10 classes) for everyday training; input_scaling=None skips the paper's "
               "parameter-free -0.1..1.175 input mapping, input_scaling=(scale, offset) standardizes "
               "other data (x * scale + offset).")],
+    recipe=Recipe(weight_decay=0.0, warmup_epochs=0, augment=False, resize="pad", batch_size=32, learning_rate=2e-3,
+                  label_smoothing=0.1,
+                  why=LECUN_WHY + "; batch 32, AdamW 2e-3, label smoothing 0.1 (best on Fashion-MNIST, "
+                                  "benchmarks/README.md)"),
 )
 def lenet5(*, inputs, num_classes, include_top, pooling, classifier_activation, head="rbf",
            input_scaling="paper"):
@@ -70,14 +77,13 @@ def lenet5(*, inputs, num_classes, include_top, pooling, classifier_activation, 
     x = TrainableSubsampling(name="s4")(x)
     x = layers.Activation(lecun_tanh, name="s4_act")(x)
     x = layers.Conv2D(120, 5, activation=lecun_tanh, name="c5")(x)
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(84, activation=lecun_tanh, name="f6")(x)
-    if head == "softmax":
-        return predictions(x, num_classes, classifier_activation)
-    x = EuclideanRBF(num_classes, as_logits=True, name="rbf", dtype="float32")(x)
-    return layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
+
+    def rbf(y):  # the 1998 output layer: distances to the class codes, as logits
+        return EuclideanRBF(num_classes, as_logits=True, name="rbf", dtype="float32")(y)
+
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, pool="flatten",
+                           hidden=lambda y: layers.Dense(84, activation=lecun_tanh, name="f6")(y),
+                           logits=None if head == "softmax" else rbf)
 
 
 def input_scaling_pair(input_scaling):
@@ -99,6 +105,8 @@ def input_scaling_pair(input_scaling):
     family="lenet", **LECUN_1998, input_shape=(28, 28, 1), min_input_size=12, num_classes=10,
     variants=[Variant("lenet", params=61_706, macs=0.417e6,
                       follows="d2l.ai chapter 7.1 (seed 004 section 7.1)")],
+    recipe=Recipe(weight_decay=0.0, warmup_epochs=0, augment=False, resize="pad", why=LECUN_WHY),
+    tuner_knobs={"activation": choice("tanh", "relu")},
 )
 def lenet(*, inputs, num_classes, include_top, pooling, classifier_activation, activation="sigmoid"):
     """The modern LeNet of d2l: conv(6, 5, pad 2) - avgpool - conv(16, 5) - avgpool - 120-84-classes.
@@ -110,9 +118,10 @@ def lenet(*, inputs, num_classes, include_top, pooling, classifier_activation, a
     x = layers.AveragePooling2D(2, name="pool1")(x)
     x = layers.Conv2D(16, 5, activation=activation, name="conv2")(x)
     x = layers.AveragePooling2D(2, name="pool2")(x)
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(120, activation=activation, name="fc1")(x)
-    x = layers.Dense(84, activation=activation, name="fc2")(x)
-    return predictions(x, num_classes, classifier_activation)
+
+    def fc_layers(y):
+        y = layers.Dense(120, activation=activation, name="fc1")(y)
+        return layers.Dense(84, activation=activation, name="fc2")(y)
+
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, pool="flatten",
+                           hidden=fc_layers)

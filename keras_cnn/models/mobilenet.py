@@ -23,15 +23,18 @@ from keras_cnn.blocks import (
     batch_norm,
     check_choice,
     check_range,
+    classifier_head,
     conv_bn_act,
-    feature_pooling,
     make_divisible,
-    pooled_head,
-    predictions,
     symmetric_conv_dw,
 )
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.models.spec import DROPOUT, Recipe, Variant, choice, register_model
+
+#: Training defaults of the mobile line (also shufflenet.py): the MobileNet-v3 / ShuffleNet-v2 reference recipes.
+RECIPE = Recipe(learning_rate=2e-3, weight_decay=4e-5, label_smoothing=0.1,
+                why="mobile line: light weight decay, label smoothing 0.1")
+TUNER_KNOBS = {"alpha": choice(0.35, 0.5, 0.75, 1.0), "dropout": DROPOUT}
 
 # --------------------------------------------------------------------------- MobileNet v1
 #: (stride, output channels) of the 13 depthwise-separable layers, Table 1 of the paper.
@@ -45,7 +48,10 @@ V1_LAYERS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
     url="https://arxiv.org/abs/1704.04861", year=2017,
     variants=[Variant("mobilenet_v1", params=4_231_976, macs=569e6, accuracy="top-1 70.9",
                       follows="paper Table 1 / keras.applications.MobileNet",
-                      notes="alpha 0.75/0.5/0.25 give 2,585,560 / 1,331,592 / 470,072 params")],
+                      notes="alpha 0.75/0.5/0.25 give 2,585,560 / 1,331,592 / 470,072 params",
+                      keras_applications=("MobileNet", {}))],
+    recipe=RECIPE,
+    tuner_knobs=TUNER_KNOBS,
 )
 def mobilenet_v1(*, inputs, num_classes, include_top, pooling, classifier_activation, alpha=1.0,
                  depth_multiplier=1, dropout=1e-3, activation="relu6"):
@@ -67,8 +73,7 @@ def mobilenet_v1(*, inputs, num_classes, include_top, pooling, classifier_activa
         x = batch_norm(x, name=f"block{index}_dw_bn")
         x = layers.Activation(activation, name=f"block{index}_dw_act")(x)
         x = conv_bn_act(x, int(filters * alpha), 1, activation=activation, name=f"block{index}_pw")
-    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation, dropout=dropout)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, dropout=dropout or None)
 
 
 # --------------------------------------------------------------------------- shared inverted residual
@@ -102,7 +107,10 @@ V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 9
     url="https://arxiv.org/abs/1801.04381", year=2018,
     variants=[Variant("mobilenet_v2", params=3_504_872, macs=301e6, accuracy="top-1 71.88 (torchvision)",
                       follows="paper Table 2 / torchvision mobilenet_v2",
-                      notes="alpha 1.4 gives about 6.11M params")],
+                      notes="alpha 1.4 gives about 6.11M params",
+                      keras_applications=("MobileNetV2", {}))],
+    recipe=RECIPE,
+    tuner_knobs=TUNER_KNOBS,
 )
 def mobilenet_v2(*, inputs, num_classes, include_top, pooling, classifier_activation, alpha=1.0,
                  dropout=0.2):
@@ -124,8 +132,7 @@ def mobilenet_v2(*, inputs, num_classes, include_top, pooling, classifier_activa
             block += 1
     last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
     x = conv_bn_act(x, last, 1, activation="relu6", name="last_conv")
-    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation, dropout=dropout)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, dropout=dropout or None)
 
 
 # --------------------------------------------------------------------------- MobileNet v3
@@ -159,13 +166,17 @@ V3_CONFIGS = {"large": (V3_LARGE, 1280), "small": (V3_SMALL, 1024)}
                 accuracy="top-1 74.04 (torchvision)",
                 notes="width arithmetic of torchvision: alpha 0.75 gives 3,377,576 params "
                       "(keras.applications' 3.99M keeps the 1280 head and scales expansions as "
-                      "ratios); minimalistic gives 3,924,288 (reference about 3.92M)"),
+                      "ratios); minimalistic gives 3,924,288 (reference about 3.92M)",
+                keras_applications=("MobileNetV3Large", {})),
         Variant("mobilenet_v3_small", {"size": "small"}, params=2_542_856, macs=57e6,
                 accuracy="top-1 67.67 (torchvision)",
                 notes="alpha 0.75 gives 1,653,920 (torchvision arithmetic; keras.applications' "
                       "2.04M keeps the 1024 head); minimalistic 2,044,736 (reference about 2.04M); "
-                      "the 2.9M in older TF docs is stale"),
+                      "the 2.9M in older TF docs is stale",
+                keras_applications=("MobileNetV3Small", {})),
     ],
+    recipe=RECIPE,
+    tuner_knobs=TUNER_KNOBS,
 )
 def mobilenet_v3(*, inputs, num_classes, include_top, pooling, classifier_activation, size="large",
                  alpha=1.0, minimalistic=False, dropout=0.2):
@@ -190,9 +201,6 @@ def mobilenet_v3(*, inputs, num_classes, include_top, pooling, classifier_activa
         x = inverted_residual(x, expanded=make_divisible(expanded * alpha), filters=make_divisible(out * alpha),
                               kernel_size=kernel, strides=stride, activation=act, se=se, name=f"block{index}")
     x = conv_bn_act(x, make_divisible(settings[-1][1] * alpha), 1, activation=hswish, name="last_conv")
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = layers.Dense(make_divisible(last_channel * alpha), activation=hswish, name="head_dense")(x)
-    x = layers.Dropout(dropout, name="head_dropout")(x)
-    return predictions(x, num_classes, classifier_activation)
+    return classifier_head(
+        x, include_top, pooling, num_classes, classifier_activation, dropout=dropout,
+        hidden=lambda y: layers.Dense(make_divisible(last_channel * alpha), activation=hswish, name="head_dense")(y))

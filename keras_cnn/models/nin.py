@@ -13,8 +13,8 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import check_range, feature_pooling, symmetric_conv
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.blocks import check_range, classifier_head, symmetric_conv
+from keras_cnn.models.spec import DROPOUT, Recipe, Variant, register_model
 
 #: (filters, kernel, stride, padding) of the first conv of each NiN block.
 NIN_BLOCKS = ((96, 11, 4, 0), (256, 5, 1, 2), (384, 3, 1, 1))
@@ -35,6 +35,8 @@ def nin_block(x, filters, kernel, stride, padding, name):
     input_shape=(224, 224, 1), min_input_size=67, num_classes=10,
     variants=[Variant("nin", params=1_992_166, macs=0.762e9, follows="d2l.ai chapter 7.3 (seed 004 section 7.4)",
                       notes="count derived [C] at 224x224x1 and 10 classes")],
+    recipe=Recipe(learning_rate=3e-4, why="no BatchNorm: a smaller rate keeps it from diverging"),
+    tuner_knobs={"dropout": DROPOUT},
 )
 def nin(*, inputs, num_classes, include_top, pooling, classifier_activation, dropout=0.5):
     """NiN: mlpconv blocks, the classifier is a NiN block with ``num_classes`` maps + global pooling."""
@@ -43,9 +45,10 @@ def nin(*, inputs, num_classes, include_top, pooling, classifier_activation, dro
     for index, (filters, kernel, stride, padding) in enumerate(NIN_BLOCKS, start=1):
         x = nin_block(x, filters, kernel, stride, padding, name=f"block{index}")
         x = layers.MaxPooling2D(3, 2, name=f"pool{index}")(x)
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    x = nin_block(x, num_classes, 3, 1, 1, name="classifier")
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
+
+    def nin_classifier(y):  # a NiN block with one map per class, averaged over the map
+        y = nin_block(y, num_classes, 3, 1, 1, name="classifier")
+        return layers.GlobalAveragePooling2D(name="avg_pool")(y)
+
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, pool=None,
+                           dropout=dropout, dropout_name="dropout", logits=nin_classifier)

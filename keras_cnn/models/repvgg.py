@@ -14,30 +14,52 @@ Example:
     >>> deploy = keras_cnn.reparameterize(train)
 """
 
+from typing import NamedTuple
 
-from keras_cnn.blocks import check_positive_int, pooled_head
+from keras_cnn.blocks import check_positive_int, classifier_head
 from keras_cnn.layers.repvgg import RepVGGBlock
 from keras_cnn.models.spec import Variant, register_model
 
 DEPTHS = {"A": (2, 4, 14, 1), "B": (4, 6, 16, 1)}
 
-# name: (depth, a, b, groups, train params, deploy params, deploy MACs, paper top-1)
+
+class RepVGGRow(NamedTuple):
+    """One registered RepVGG (``repvgg_<key>``): its :func:`repvgg` options and the paper's numbers."""
+
+    config: dict  # builder options (depth, width_a, width_b, groups), exactly the Variant's config
+    params: int  # training-time (multi-branch) trainable parameters
+    deploy_params: int  # parameters of the fused (deployed) net
+    deploy_macs: float  # MACs of the fused net, as the paper counts them
+    top1: float  # paper ImageNet top-1
+
+
 REPVGG_VARIANTS = {
-    "a0": ("A", 0.75, 2.5, 1, 9_108_968, 8_309_384, 1.361e9, 72.41),
-    "a1": ("A", 1.0, 2.5, 1, 14_092_264, 12_789_864, 2.364e9, 74.46),
-    "a2": ("A", 1.5, 2.75, 1, 28_210_600, 25_499_944, 5.117e9, 76.48),
-    "b0": ("B", 1.0, 2.5, 1, 15_817_960, 14_339_048, 3.058e9, 75.14),
-    "b1": ("B", 2.0, 4.0, 1, 57_415_016, 51_829_480, 11.815e9, 78.37),
-    "b1g2": ("B", 2.0, 4.0, 2, 45_782_376, 41_360_104, 8.810e9, 77.78),
-    "b1g4": ("B", 2.0, 4.0, 4, 39_966_056, 36_125_416, 7.307e9, 77.58),
-    "b2": ("B", 2.5, 5.0, 1, 89_022_376, 80_315_112, 18.377e9, 78.78),
-    "b2g4": ("B", 2.5, 5.0, 4, 61_758_376, 55_777_512, 11.332e9, 78.50),
-    "b3": ("B", 3.0, 5.0, 1, 123_085_288, 110_960_872, 26.209e9, 80.52),
-    "b3g4": ("B", 3.0, 5.0, 4, 83_825_128, 75_626_728, 16.064e9, 80.21),
+    "a0": RepVGGRow(config=dict(depth="A", width_a=0.75, width_b=2.5, groups=1),
+                    params=9_108_968, deploy_params=8_309_384, deploy_macs=1.361e9, top1=72.41),
+    "a1": RepVGGRow(config=dict(depth="A", width_a=1.0, width_b=2.5, groups=1),
+                    params=14_092_264, deploy_params=12_789_864, deploy_macs=2.364e9, top1=74.46),
+    "a2": RepVGGRow(config=dict(depth="A", width_a=1.5, width_b=2.75, groups=1),
+                    params=28_210_600, deploy_params=25_499_944, deploy_macs=5.117e9, top1=76.48),
+    "b0": RepVGGRow(config=dict(depth="B", width_a=1.0, width_b=2.5, groups=1),
+                    params=15_817_960, deploy_params=14_339_048, deploy_macs=3.058e9, top1=75.14),
+    "b1": RepVGGRow(config=dict(depth="B", width_a=2.0, width_b=4.0, groups=1),
+                    params=57_415_016, deploy_params=51_829_480, deploy_macs=11.815e9, top1=78.37),
+    "b1g2": RepVGGRow(config=dict(depth="B", width_a=2.0, width_b=4.0, groups=2),
+                      params=45_782_376, deploy_params=41_360_104, deploy_macs=8.810e9, top1=77.78),
+    "b1g4": RepVGGRow(config=dict(depth="B", width_a=2.0, width_b=4.0, groups=4),
+                      params=39_966_056, deploy_params=36_125_416, deploy_macs=7.307e9, top1=77.58),
+    "b2": RepVGGRow(config=dict(depth="B", width_a=2.5, width_b=5.0, groups=1),
+                    params=89_022_376, deploy_params=80_315_112, deploy_macs=18.377e9, top1=78.78),
+    "b2g4": RepVGGRow(config=dict(depth="B", width_a=2.5, width_b=5.0, groups=4),
+                      params=61_758_376, deploy_params=55_777_512, deploy_macs=11.332e9, top1=78.50),
+    "b3": RepVGGRow(config=dict(depth="B", width_a=3.0, width_b=5.0, groups=1),
+                    params=123_085_288, deploy_params=110_960_872, deploy_macs=26.209e9, top1=80.52),
+    "b3g4": RepVGGRow(config=dict(depth="B", width_a=3.0, width_b=5.0, groups=4),
+                      params=83_825_128, deploy_params=75_626_728, deploy_macs=16.064e9, top1=80.21),
 }
 
 #: deploy-time reference params, for tests of reparameterize() and build(deploy=True).
-DEPLOY_PARAMS = {f"repvgg_{k}": v[5] for k, v in REPVGG_VARIANTS.items()}
+DEPLOY_PARAMS = {f"repvgg_{key}": row.deploy_params for key, row in REPVGG_VARIANTS.items()}
 
 
 @register_model(
@@ -46,11 +68,12 @@ DEPLOY_PARAMS = {f"repvgg_{k}": v[5] for k, v in REPVGG_VARIANTS.items()}
     url="https://arxiv.org/abs/2101.03697", year=2021,
     follows="paper Table 2 / DingXiaoH/RepVGG",
     variants=[
-        Variant(f"repvgg_{key}", {"depth": d, "width_a": a, "width_b": b, "groups": g},
-                params=train, macs=macs, accuracy=f"top-1 {top1} (paper)",
-                notes=f"deploy (fused) params {deploy:,}; reference MACs are for the deployed net")
-        for key, (d, a, b, g, train, deploy, macs, top1) in REPVGG_VARIANTS.items()
+        Variant(f"repvgg_{key}", row.config,
+                params=row.params, macs=row.deploy_macs, accuracy=f"top-1 {row.top1} (paper)",
+                notes=f"deploy (fused) params {row.deploy_params:,}; reference MACs are for the deployed net")
+        for key, row in REPVGG_VARIANTS.items()
     ],
+    deployed_macs=True,
 )
 def repvgg(*, inputs, num_classes, include_top, pooling, classifier_activation, depth="A",
            width_a=0.75, width_b=2.5, groups=1, deploy=False):
@@ -78,5 +101,4 @@ def repvgg(*, inputs, num_classes, include_top, pooling, classifier_activation, 
             x = RepVGGBlock(width, strides=2 if i == 0 else 1, groups=g, deploy=deploy,
                             name=f"stage{stage}_block{i + 1}")(x)
             layer_index += 1
-    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation)

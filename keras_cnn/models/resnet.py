@@ -10,7 +10,8 @@
 - Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018, https://arxiv.org/abs/1709.01507
   (SE with reduction 16 in every block; Cadene's pretrained-models se_resnet50).
 
-The blocks here (basic, bottleneck, pre-activation) are shared by the CSP nets.
+The blocks here are basic, bottleneck and pre-activation; the CSP nets (cspnet.py) run
+:func:`bottleneck_block` with leaky ReLU in their stages.
 
 Example:
     >>> import keras_cnn
@@ -20,21 +21,24 @@ Example:
     (None, 10)
 """
 
+from typing import NamedTuple
+
 from keras import layers
 
 from keras_cnn.blocks import (
+    apply_activation,
     batch_norm,
     check_choice,
     check_range,
+    classifier_head,
     conv_bn_act,
     max_pool,
-    pooled_head,
     symmetric_conv,
 )
 from keras_cnn.layers.drop_path import DropPath
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
 from keras_cnn.layers.zero_pad_shortcut import ZeroPadShortcut
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.models.spec import DROP_PATH, Variant, choice, register_model
 
 SHORTCUTS = ("A", "B", "C")
 
@@ -44,9 +48,9 @@ def shortcut(x, filters, strides, kind, name, *, preact=None):
     changes, C: always). ``preact`` is the pre-activated input projections read in ResNet v2."""
     changes = strides != 1 or x.shape[-1] != filters
     if kind == "C" or (kind == "B" and changes):
-        source = x if preact is None else preact
-        y = symmetric_conv(source, filters, 1, strides=strides, use_bias=False, name=f"{name}_proj_conv")
-        return y if preact is not None else batch_norm(y, name=f"{name}_proj_bn")
+        if preact is not None:  # ResNet v2: the projection reads the activated input and has no BN
+            return symmetric_conv(preact, filters, 1, strides=strides, use_bias=False, name=f"{name}_proj_conv")
+        return conv_bn_act(x, filters, 1, strides=strides, activation=None, name=f"{name}_proj")
     if changes:
         return ZeroPadShortcut(filters, strides, name=f"{name}_zero_pad")(x)
     return x
@@ -65,24 +69,30 @@ def basic_block(x, filters, strides, *, shortcut_kind="B", se_ratio=0.0, drop_pa
     """Two 3x3 conv-BN, ReLU between and after the residual add (ResNet-18/34, CIFAR nets)."""
     identity = shortcut(x, filters, strides, shortcut_kind, name)
     y = conv_bn_act(x, filters, 3, strides=strides, name=f"{name}_conv1")
-    y = symmetric_conv(y, filters, 3, use_bias=False, name=f"{name}_conv2_conv")
-    y = batch_norm(y, name=f"{name}_conv2_bn", gamma_initializer="zeros" if zero_init_residual else "ones")
+    y = conv_bn_act(y, filters, 3, activation=None, bn_gamma_initializer="zeros" if zero_init_residual else "ones",
+                    name=f"{name}_conv2")
     y = _finish_residual(identity, y, se_ratio=se_ratio, drop_path=drop_path, name=name)
     return layers.ReLU(name=f"{name}_out")(y)
 
 
 def bottleneck_block(x, filters, strides, *, groups=1, width=None, shortcut_kind="B", stride_in_1x1=False,
-                     se_ratio=0.0, drop_path=0.0, zero_init_residual=False, name):
-    """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand to ``filters``; ReLU after the add."""
+                     se_ratio=0.0, drop_path=0.0, zero_init_residual=False, activation="relu",
+                     out_activation=layers.ReLU, name):
+    """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand to ``filters``; ReLU after the add.
+
+    ``activation`` follows the first two convs (``{name}_conv1_act``, ``{name}_conv2_act``),
+    ``out_activation`` the add (``{name}_out``); either is anything
+    :func:`~keras_cnn.blocks.activation_layer` takes (the CSP nets pass leaky ReLU for both).
+    """
     width = width or filters // 4
     s1, s3 = (strides, 1) if stride_in_1x1 else (1, strides)
     identity = shortcut(x, filters, strides, shortcut_kind, name)
-    y = conv_bn_act(x, width, 1, strides=s1, name=f"{name}_conv1")
-    y = conv_bn_act(y, width, 3, strides=s3, groups=groups, name=f"{name}_conv2")
-    y = symmetric_conv(y, filters, 1, use_bias=False, name=f"{name}_conv3_conv")
-    y = batch_norm(y, name=f"{name}_conv3_bn", gamma_initializer="zeros" if zero_init_residual else "ones")
+    y = conv_bn_act(x, width, 1, strides=s1, activation=activation, name=f"{name}_conv1")
+    y = conv_bn_act(y, width, 3, strides=s3, groups=groups, activation=activation, name=f"{name}_conv2")
+    y = conv_bn_act(y, filters, 1, activation=None, bn_gamma_initializer="zeros" if zero_init_residual else "ones",
+                    name=f"{name}_conv3")
     y = _finish_residual(identity, y, se_ratio=se_ratio, drop_path=drop_path, name=name)
-    return layers.ReLU(name=f"{name}_out")(y)
+    return apply_activation(y, out_activation, name=f"{name}_out")
 
 
 def preact_bottleneck_block(x, filters, strides, *, drop_path=0.0, name, **_):
@@ -120,25 +130,53 @@ def residual_stages(x, *, block, depths, widths, first_stride=1, groups=1, width
     return x
 
 
-# name: (block, depths, extra config, reference params, reference MACs, top-1)
+class ResNetRow(NamedTuple):
+    """One registered ResNet: its :func:`resnet` (or :func:`resnet_cifar`) options and reference numbers."""
+
+    config: dict  # builder options, exactly the Variant's config
+    params: int  # reference trainable parameters
+    macs: float | None = None  # reference multiply-adds at the default input
+    accuracy: str = ""  # reference accuracy, as the Variant states it
+
+
 IMAGENET_RESNETS = {
-    "resnet18": ("basic", (2, 2, 2, 2), {}, 11_689_512, 1.81e9, "69.76"),
-    "resnet34": ("basic", (3, 4, 6, 3), {}, 21_797_672, 3.66e9, "73.31"),
-    "resnet50": ("bottleneck", (3, 4, 6, 3), {}, 25_557_032, 4.09e9, "76.13"),
-    "resnet101": ("bottleneck", (3, 4, 23, 3), {}, 44_549_160, 7.80e9, "77.37"),
-    "resnet152": ("bottleneck", (3, 8, 36, 3), {}, 60_192_808, 11.51e9, "78.31"),
-    "resnext50_32x4d": ("bottleneck", (3, 4, 6, 3), {"groups": 32, "width_per_group": 4}, 25_028_904, 4.23e9, "77.62"),
-    "resnext101_32x8d": ("bottleneck", (3, 4, 23, 3), {"groups": 32, "width_per_group": 8}, 88_791_336, 16.41e9, "79.31"),
-    "resnext101_64x4d": ("bottleneck", (3, 4, 23, 3), {"groups": 64, "width_per_group": 4}, 83_455_272, 15.46e9, "83.25"),
-    "se_resnet50": ("bottleneck", (3, 4, 6, 3), {"se_ratio": 1 / 16, "stride_in_1x1": True}, 28_088_024, 3.88e9,
-                    "77.65"),
-    "se_resnext50_32x4d": ("bottleneck", (3, 4, 6, 3), {"se_ratio": 1 / 16, "groups": 32, "width_per_group": 4},
-                           27_559_896, 4.25e9, "79.08 (Cadene)"),
+    "resnet18": ResNetRow(config=dict(block="basic", depths=(2, 2, 2, 2)),
+                          params=11_689_512, macs=1.81e9, accuracy="top-1 69.76"),
+    "resnet34": ResNetRow(config=dict(block="basic", depths=(3, 4, 6, 3)),
+                          params=21_797_672, macs=3.66e9, accuracy="top-1 73.31"),
+    "resnet50": ResNetRow(config=dict(block="bottleneck", depths=(3, 4, 6, 3)),
+                          params=25_557_032, macs=4.09e9, accuracy="top-1 76.13"),
+    "resnet101": ResNetRow(config=dict(block="bottleneck", depths=(3, 4, 23, 3)),
+                           params=44_549_160, macs=7.80e9, accuracy="top-1 77.37"),
+    "resnet152": ResNetRow(config=dict(block="bottleneck", depths=(3, 8, 36, 3)),
+                           params=60_192_808, macs=11.51e9, accuracy="top-1 78.31"),
+    "resnext50_32x4d": ResNetRow(config=dict(block="bottleneck", depths=(3, 4, 6, 3), groups=32, width_per_group=4),
+                                 params=25_028_904, macs=4.23e9, accuracy="top-1 77.62"),
+    "resnext101_32x8d": ResNetRow(config=dict(block="bottleneck", depths=(3, 4, 23, 3), groups=32, width_per_group=8),
+                                  params=88_791_336, macs=16.41e9, accuracy="top-1 79.31"),
+    "resnext101_64x4d": ResNetRow(config=dict(block="bottleneck", depths=(3, 4, 23, 3), groups=64, width_per_group=4),
+                                  params=83_455_272, macs=15.46e9, accuracy="top-1 83.25"),
+    "se_resnet50": ResNetRow(config=dict(block="bottleneck", depths=(3, 4, 6, 3), se_ratio=1 / 16, stride_in_1x1=True),
+                             params=28_088_024, macs=3.88e9, accuracy="top-1 77.65"),
+    "se_resnext50_32x4d": ResNetRow(
+        config=dict(block="bottleneck", depths=(3, 4, 6, 3), se_ratio=1 / 16, groups=32, width_per_group=4),
+        params=27_559_896, macs=4.25e9, accuracy="top-1 79.08 (Cadene)"),
 }
 PAPER_SOURCES = {
     "resnext": "torchvision resnext (paper Table 1)",
     "se_resnet": "Cadene pretrained-models senet (SE reduction 16; Caffe layout: stride in the first 1x1)",
     "se_": "Cadene pretrained-models senet (SE reduction 16)",
+}
+NOTES = {
+    "se_resnext50_32x4d": "se_resnext50_32x4d: 27,559,896 is the count of Cadene's se_resnext50_32x4d, "
+                          "derived from its definition (the paper gives no number)",
+}
+#: keras.applications twins (class name, our options matching its layout): its ResNet50/101/152 are
+#: the original v1, stride in the first 1x1 conv.
+KERAS_APPLICATIONS = {
+    "resnet50": ("ResNet50", {"stride_in_1x1": True}),
+    "resnet101": ("ResNet101", {"stride_in_1x1": True}),
+    "resnet152": ("ResNet152", {"stride_in_1x1": True}),
 }
 
 
@@ -154,12 +192,12 @@ def _follows(name):
     paper="Deep Residual Learning for Image Recognition",
     url="https://arxiv.org/abs/1512.03385", year=2016,
     variants=[
-        Variant(name, {"block": block, "depths": depths, **extra}, params=params, macs=macs,
-                accuracy=f"top-1 {top1}", follows=_follows(name),
-                notes=("se_resnext50_32x4d: 27,559,896 is the count of Cadene's se_resnext50_32x4d, "
-                       "derived from its definition (the paper gives no number)") if name == "se_resnext50_32x4d" else "")
-        for name, (block, depths, extra, params, macs, top1) in IMAGENET_RESNETS.items()
+        Variant(name, row.config, params=row.params, macs=row.macs,
+                accuracy=row.accuracy, follows=_follows(name), notes=NOTES.get(name, ""),
+                keras_applications=KERAS_APPLICATIONS.get(name))
+        for name, row in IMAGENET_RESNETS.items()
     ],
+    tuner_knobs={"se_ratio": choice(0.0, 0.0625), "drop_path_rate": DROP_PATH},
 )
 def resnet(*, inputs, num_classes, include_top, pooling, classifier_activation, block="bottleneck",
            depths=(3, 4, 6, 3), groups=1, width_per_group=64, stride_in_1x1=False, shortcut="B",
@@ -193,12 +231,7 @@ def resnet(*, inputs, num_classes, include_top, pooling, classifier_activation, 
     x = residual_stages(x, block=block, depths=depths, widths=(64, 128, 256, 512), groups=groups,
                         width_per_group=width_per_group, shortcut_kind=shortcut, stride_in_1x1=stride_in_1x1,
                         se_ratio=se_ratio, drop_path_rate=drop_path_rate, zero_init_residual=zero_init_residual)
-    return pooled_output(x, num_classes, include_top, pooling, classifier_activation)
-
-
-def pooled_output(x, num_classes, include_top, pooling, classifier_activation):
-    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation)
 
 
 @register_model(
@@ -211,10 +244,12 @@ def pooled_output(x, num_classes, include_top, pooling, classifier_activation):
         Variant("resnet50_v2", {"depths": (3, 4, 6, 3)}, params=25_549_352, macs=4.11e9,
                 accuracy="top-1 76.0 (Keras)",
                 notes="reference: 25.55M (timm resnetv2_50); keras.applications.ResNet50V2 has 25,613,800 total "
-                      "because it keeps conv biases and puts the stride at the end of each stack"),
+                      "because it keeps conv biases and puts the stride at the end of each stack",
+                keras_applications=("ResNet50V2", {})),
         Variant("resnet101_v2", {"depths": (3, 4, 23, 3)}, params=44_541_480, notes="count derived [C]"),
         Variant("resnet152_v2", {"depths": (3, 8, 36, 3)}, params=60_185_128, notes="count derived [C]"),
     ],
+    tuner_knobs={"drop_path_rate": DROP_PATH},
 )
 def resnet_v2(*, inputs, num_classes, include_top, pooling, classifier_activation, depths=(3, 4, 6, 3),
               drop_path_rate=0.0):
@@ -224,13 +259,18 @@ def resnet_v2(*, inputs, num_classes, include_top, pooling, classifier_activatio
     x = max_pool(x, 3, 2, padding=1, name="stem_pool")
     x = residual_stages(x, block="preact", depths=depths, widths=(64, 128, 256, 512), drop_path_rate=drop_path_rate)
     x = layers.ReLU(name="post_relu")(batch_norm(x, name="post_bn"))
-    return pooled_output(x, num_classes, include_top, pooling, classifier_activation)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation)
 
 
 #: CIFAR ResNets: depth 6n+2. Exact counts derived from the paper's definition [C];
 #: Table 6 prints them rounded: 0.27M, 0.46M, 0.66M, 0.85M, 1.7M.
-CIFAR_RESNETS = {20: (269_722, "8.75"), 32: (464_154, "7.51"), 44: (658_586, "7.17"),
-                 56: (853_018, "6.97"), 110: (1_727_962, "6.43")}
+CIFAR_RESNETS = {
+    "resnet20": ResNetRow(config=dict(depth=20), params=269_722, accuracy="CIFAR-10 error 8.75%"),
+    "resnet32": ResNetRow(config=dict(depth=32), params=464_154, accuracy="CIFAR-10 error 7.51%"),
+    "resnet44": ResNetRow(config=dict(depth=44), params=658_586, accuracy="CIFAR-10 error 7.17%"),
+    "resnet56": ResNetRow(config=dict(depth=56), params=853_018, accuracy="CIFAR-10 error 6.97%"),
+    "resnet110": ResNetRow(config=dict(depth=110), params=1_727_962, accuracy="CIFAR-10 error 6.43%"),
+}
 
 
 @register_model(
@@ -239,9 +279,10 @@ CIFAR_RESNETS = {20: (269_722, "8.75"), 32: (464_154, "7.51"), 44: (658_586, "7.
     url="https://arxiv.org/abs/1512.03385", year=2016, input_shape=(32, 32, 3), min_input_size=8,
     num_classes=10,
     follows="paper section 4.2: 3x3 stem, stages of 16-32-64 channels, option A shortcuts",
-    variants=[Variant(f"resnet{depth}", {"depth": depth}, params=params, accuracy=f"CIFAR-10 error {err}%",
+    variants=[Variant(name, row.config, params=row.params, accuracy=row.accuracy,
                       notes="exact count derived from the paper's definition; the paper's Table 6 rounds it")
-              for depth, (params, err) in CIFAR_RESNETS.items()],
+              for name, row in CIFAR_RESNETS.items()],
+    tuner_knobs={"drop_path_rate": DROP_PATH},
 )
 def resnet_cifar(*, inputs, num_classes, include_top, pooling, classifier_activation, depth=20, shortcut="A",
                  drop_path_rate=0.0):
@@ -258,4 +299,4 @@ def resnet_cifar(*, inputs, num_classes, include_top, pooling, classifier_activa
     x = conv_bn_act(inputs, 16, 3, name="stem")
     x = residual_stages(x, block="basic", depths=(n, n, n), widths=(16, 32, 64), shortcut_kind=shortcut,
                         drop_path_rate=drop_path_rate)
-    return pooled_output(x, num_classes, include_top, pooling, classifier_activation)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation)

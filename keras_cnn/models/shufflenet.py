@@ -19,13 +19,14 @@ from keras_cnn.blocks import (
     batch_norm,
     check_choice,
     check_range,
+    classifier_head,
     conv_bn_act,
     max_pool,
-    pooled_head,
     symmetric_conv_dw,
 )
 from keras_cnn.layers.channel_shuffle import ChannelShuffle, ChannelSplit
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.models.mobilenet import RECIPE as MOBILE_RECIPE
+from keras_cnn.models.spec import Variant, choice, register_model
 
 STAGE_REPEATS = (4, 8, 4)
 
@@ -71,13 +72,16 @@ def shufflenet_v1_unit(x, *, out_channels, mid_channels, groups, strides, group_
     variants=[Variant(f"shufflenet_v1_g{g}", {"groups": g}, params=V1_PARAMS[g], macs=V1_MACS[g],
                       accuracy={3: "top-1 err 32.2 (paper)", 8: "top-1 err 32.0 (paper)"}.get(g, ""))
               for g in (1, 2, 3, 4, 8)],
+    recipe=MOBILE_RECIPE,
+    tuner_knobs={"scale": choice(0.5, 1.0)},
 )
 def shufflenet_v1(*, inputs, num_classes, include_top, pooling, classifier_activation, groups=3,
                   scale=1.0):
     """ShuffleNet v1 with ``groups`` in {1, 2, 3, 4, 8} and width ``scale`` in [0.25, 2.0].
 
     Stage widths are ``int(c * scale)`` of Table 1, rounded to a multiple of ``4 * groups`` so
-    the bottleneck splits into the groups (a no-op at 0.5x/1.0x/1.5x/2.0x for g3 and g8). The stem has 24 channels at 1.0x and 1.5x,
+    the bottleneck splits into the groups (a no-op at 0.5x/1.0x/1.5x/2.0x for g3 and g8).
+    The stem has 24 channels at 1.0x and 1.5x,
     12 at 0.5x and 48 at 2.0x (Megvii's reference; 0.5x g3 then has 718,324 params), and
     ``int(24 * scale)`` rounded to an even number at other scales; it is then widened until the
     first unit's branch divides into the groups (Megvii's 0.5x g8 stem of 16).
@@ -96,8 +100,7 @@ def shufflenet_v1(*, inputs, num_classes, include_top, pooling, classifier_activ
             x = shufflenet_v1_unit(x, out_channels=out_channels, mid_channels=out_channels // 4, groups=groups,
                                    strides=2 if i == 0 else 1, group_first_conv=not (stage == 2 and i == 0),
                                    name=f"stage{stage}_unit{i + 1}")
-    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation)
 
 
 # --------------------------------------------------------------------------- ShuffleNet v2
@@ -135,6 +138,7 @@ def shufflenet_v2_unit(x, *, out_channels, strides, name):
         Variant("shufflenet_v2_x1_5", {"width": 1.5}, params=3_503_624, macs=299e6, accuracy="top-1 73.00"),
         Variant("shufflenet_v2_x2_0", {"width": 2.0}, params=7_393_996, macs=591e6, accuracy="top-1 76.23"),
     ],
+    recipe=MOBILE_RECIPE,
 )
 def shufflenet_v2(*, inputs, num_classes, include_top, pooling, classifier_activation, width=1.0):
     """ShuffleNet v2 at width 0.5, 1.0, 1.5 or 2.0: channel split, concat, shuffle; conv5 1x1
@@ -148,5 +152,4 @@ def shufflenet_v2(*, inputs, num_classes, include_top, pooling, classifier_activ
             x = shufflenet_v2_unit(x, out_channels=channels, strides=2 if i == 0 else 1,
                                    name=f"stage{stage}_unit{i + 1}")
     x = conv_bn_act(x, last, 1, name="conv5")
-    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation)

@@ -19,8 +19,8 @@ Example:
 import keras
 from keras import layers
 
-from keras_cnn.blocks import check_choice, feature_pooling, max_pool, symmetric_conv
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.blocks import check_choice, classifier_head, max_pool, symmetric_conv
+from keras_cnn.models.spec import DROPOUT, Recipe, Variant, choice, register_model
 
 #: stem (filters, kernel) and the layer sequence: "pool" or fire (squeeze, expand1x1, expand3x3).
 SQUEEZENET_CONFIGS = {
@@ -52,6 +52,8 @@ def fire_module(x, squeeze, expand1x1, expand3x3, *, bypass, name):
         Variant("squeezenet1_0", {"version": "1_0"}, params=1_248_424, macs=819e6, accuracy="top-1 58.09"),
         Variant("squeezenet1_1", {"version": "1_1"}, params=1_235_496, macs=349e6, accuracy="top-1 58.18"),
     ],
+    recipe=Recipe(learning_rate=2e-4, why="no BatchNorm: dies at 2e-3, trains at 2e-4"),
+    tuner_knobs={"bypass": choice("none", "simple"), "dropout": DROPOUT},
 )
 def squeezenet(*, inputs, num_classes, include_top, pooling, classifier_activation, version="1_0",
                bypass=None, dropout=0.5):
@@ -77,10 +79,11 @@ def squeezenet(*, inputs, num_classes, include_top, pooling, classifier_activati
         else:
             x = fire_module(x, *item, bypass=bypass, name=f"fire{fire}")
             fire += 1
-    if not include_top:
-        return feature_pooling(x, pooling)
-    x = layers.Dropout(dropout, name="head_dropout")(x)
-    x = layers.Conv2D(num_classes, 1, activation="relu", name="classifier_conv",
-                      kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01))(x)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
+
+    def conv_classifier(y):  # 1x1 conv + ReLU to the classes, averaged over the map
+        y = layers.Conv2D(num_classes, 1, activation="relu", name="classifier_conv",
+                          kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01))(y)
+        return layers.GlobalAveragePooling2D(name="avg_pool")(y)
+
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, pool=None,
+                           dropout=dropout, logits=conv_classifier)

@@ -11,12 +11,14 @@ Example:
     (None, 10)
 """
 
+from typing import NamedTuple
+
 from keras import layers
 
-from keras_cnn.blocks import batch_norm, check_range, feature_pooling, symmetric_conv
+from keras_cnn.blocks import batch_norm, check_range, classifier_head, symmetric_conv
 from keras_cnn.layers.lrn import LocalResponseNormalization
-from keras_cnn.models.alexnet import flatten_head
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.models.alexnet import fc_layers
+from keras_cnn.models.spec import DROPOUT, Recipe, Variant, register_model
 
 #: Table 1: numbers are 3x3 convs, "1:n" a 1x1 conv (config C), "M" max-pool, "LRN" (A-LRN).
 CONFIGS = {
@@ -28,34 +30,50 @@ CONFIGS = {
     "E": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
 }
 
-# name: (config, batch_norm, params, MACs, top-1)
+class VGGRow(NamedTuple):
+    """One registered VGG: its :func:`vgg` options and the reference numbers."""
+
+    config: dict  # builder options (config, batch_norm), exactly the Variant's config
+    params: int  # reference trainable parameters
+    macs: float | None  # reference multiply-adds at 224x224 (None: no reference)
+    top1: str  # reference ImageNet top-1 (torchvision, or the paper's error)
+
+
 VARIANTS = {
-    "vgg11": ("A", False, 132_863_336, 7.61e9, "69.02"),
-    "vgg11_lrn": ("A-LRN", False, 132_863_336, 7.61e9, "paper top-1 error 29.7 (single scale)"),
-    "vgg13": ("B", False, 133_047_848, 11.31e9, "69.93"),
-    "vgg16_c": ("C", False, 133_638_952, None, "paper top-1 error 28.1 (single scale)"),
-    "vgg16": ("D", False, 138_357_544, 15.47e9, "71.59"),
-    "vgg19": ("E", False, 143_667_240, 19.63e9, "72.38"),
-    "vgg11_bn": ("A", True, 132_868_840, 7.61e9, "70.37"),
-    "vgg13_bn": ("B", True, 133_053_736, 11.31e9, "71.59"),
-    "vgg16_bn": ("D", True, 138_365_992, 15.47e9, "73.36"),
-    "vgg19_bn": ("E", True, 143_678_248, 19.63e9, "74.22"),
+    "vgg11": VGGRow(config=dict(config="A", batch_norm=False), params=132_863_336, macs=7.61e9, top1="69.02"),
+    "vgg11_lrn": VGGRow(config=dict(config="A-LRN", batch_norm=False), params=132_863_336, macs=7.61e9,
+                        top1="paper top-1 error 29.7 (single scale)"),
+    "vgg13": VGGRow(config=dict(config="B", batch_norm=False), params=133_047_848, macs=11.31e9, top1="69.93"),
+    "vgg16_c": VGGRow(config=dict(config="C", batch_norm=False), params=133_638_952, macs=None,
+                      top1="paper top-1 error 28.1 (single scale)"),
+    "vgg16": VGGRow(config=dict(config="D", batch_norm=False), params=138_357_544, macs=15.47e9, top1="71.59"),
+    "vgg19": VGGRow(config=dict(config="E", batch_norm=False), params=143_667_240, macs=19.63e9, top1="72.38"),
+    "vgg11_bn": VGGRow(config=dict(config="A", batch_norm=True), params=132_868_840, macs=7.61e9, top1="70.37"),
+    "vgg13_bn": VGGRow(config=dict(config="B", batch_norm=True), params=133_053_736, macs=11.31e9, top1="71.59"),
+    "vgg16_bn": VGGRow(config=dict(config="D", batch_norm=True), params=138_365_992, macs=15.47e9, top1="73.36"),
+    "vgg19_bn": VGGRow(config=dict(config="E", batch_norm=True), params=143_678_248, macs=19.63e9, top1="74.22"),
 }
 NOTES = {
     "vgg11_lrn": "config A-LRN: LRN after the first conv (no parameters, so the count equals vgg11)",
     "vgg16_c": "config C: the third conv of stages 3-5 is 1x1; count derived from Table 1 [C] "
                "(138,357,544 - 3 x 8 x 3x3-to-1x1 savings = 133,638,952; the paper prints 134M)",
 }
+#: Training defaults: plain VGG has no BatchNorm and diverges at AdamW 1e-3; the _bn variants train at it.
+RECIPE = Recipe(learning_rate=1e-4, why="no BatchNorm: a 10x smaller rate keeps it from diverging")
+BN_RECIPE = Recipe(why="VGG with BatchNorm trains at the default rate")
 
 
 @register_model(
     family="vgg",
     paper="Very Deep Convolutional Networks for Large-Scale Image Recognition",
     url="https://arxiv.org/abs/1409.1556", year=2015, min_input_size=32,
-    variants=[Variant(name, {"config": cfg, "batch_norm": bn}, params=params, macs=macs, accuracy=f"top-1 {top1}",
-                      follows=("torchvision vgg_bn" if bn else "paper Table 1 / torchvision vgg"),
-                      notes=NOTES.get(name, ""))
-              for name, (cfg, bn, params, macs, top1) in VARIANTS.items()],
+    variants=[Variant(name, row.config, params=row.params, macs=row.macs, accuracy=f"top-1 {row.top1}",
+                      follows=("torchvision vgg_bn" if row.config["batch_norm"] else "paper Table 1 / torchvision vgg"),
+                      notes=NOTES.get(name, ""), recipe=BN_RECIPE if row.config["batch_norm"] else None,
+                      keras_applications=("VGG16", {}) if name == "vgg16" else None)
+              for name, row in VARIANTS.items()],
+    recipe=RECIPE,
+    tuner_knobs={"dropout": DROPOUT},
 )
 def vgg(*, inputs, num_classes, include_top, pooling, classifier_activation, config="D", batch_norm=False,
         dropout=0.5):
@@ -65,10 +83,8 @@ def vgg(*, inputs, num_classes, include_top, pooling, classifier_activation, con
         raise ValueError(f"vgg: config must be one of {list(CONFIGS)}, received {config!r}")
     check_range(dropout, 0.0, 0.99, "dropout", "vgg")
     x = vgg_body(inputs, CONFIGS[config], use_batch_norm=batch_norm)
-    if not include_top:
-        return feature_pooling(x, pooling)
-    return flatten_head(x, grid=7, hidden=4096, dropout=dropout, num_classes=num_classes,
-                        classifier_activation=classifier_activation)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, pool=7,
+                           hidden=lambda y: fc_layers(y, width=4096, dropout=dropout))
 
 
 def vgg_body(x, config, *, use_batch_norm):

@@ -13,8 +13,8 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import conv_bn_act, max_pool, pooled_head
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.blocks import classifier_head, conv_bn_act, max_pool
+from keras_cnn.models.spec import BOOL, Variant, register_model
 
 STAGE_CONV = (128, 160, 192, 224)
 STAGE_OUT = (256, 512, 768, 1024)
@@ -45,6 +45,7 @@ def osa_module(x, conv_channels, out_channels, layers_per_block=5, *, residual=F
         Variant("vovnet57", {"blocks_per_stage": (1, 1, 4, 3)}, params=36_640_296, macs=8.94e9,
                 accuracy="top-1 error 22.27"),
     ],
+    tuner_knobs={"residual": BOOL},
 )
 def vovnet(*, inputs, num_classes, include_top, pooling, classifier_activation, blocks_per_stage=(1, 1, 2, 2),
            layers_per_block=5, residual=False):
@@ -58,5 +59,4 @@ def vovnet(*, inputs, num_classes, include_top, pooling, classifier_activation, 
         for i in range(blocks):
             x = osa_module(x, conv_ch, out_ch, layers_per_block, residual=residual and i > 0,
                            name=f"stage{stage}_osa{i + 1}")
-    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation)

@@ -12,8 +12,8 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import batch_norm, pooled_head
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.blocks import batch_norm, classifier_head
+from keras_cnn.models.spec import Variant, choice, register_model
 
 EPS = 1e-3
 
@@ -41,7 +41,9 @@ def downsampling_block(x, filters, name, relu_first=True):
     family="xception", paper="Xception: Deep Learning with Depthwise Separable Convolutions",
     url="https://arxiv.org/abs/1610.02357", year=2017, input_shape=(299, 299, 3), min_input_size=71,
     variants=[Variant("xception", params=22_855_952, macs=8.40e9, accuracy="top-1 79.0 / top-5 94.5",
-                      follows="paper Figure 5 / keras.applications.Xception")],
+                      follows="paper Figure 5 / keras.applications.Xception",
+                      keras_applications=("Xception", {}))],
+    tuner_knobs={"middle_blocks": choice(4, 8)},
 )
 def xception(*, inputs, num_classes, include_top, pooling, classifier_activation, middle_blocks=8):
     """Xception: entry flow, ``middle_blocks`` (8) residual middle-flow blocks, exit flow."""
@@ -64,5 +66,4 @@ def xception(*, inputs, num_classes, include_top, pooling, classifier_activation
     x = layers.ReLU(name="exit_sep1_out")(x)
     x = separable_bn(x, 2048, "exit_sep2", relu_first=False)
     x = layers.ReLU(name="exit_sep2_out")(x)
-    return pooled_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation)
+    return classifier_head(x, include_top, pooling, num_classes, classifier_activation)

@@ -29,8 +29,8 @@ from keras_cnn import data as data_lib
 from keras_cnn.analysis.counting import count_trainable
 from keras_cnn.atomic import write_text
 from keras_cnn.models.inception import aux_loss_weights, aux_targets, inference_model
-from keras_cnn.recipes import Recipe, recipe_for
-from keras_cnn.registry import build, get_spec
+from keras_cnn.models.spec import Recipe
+from keras_cnn.registry import build, get_spec, recipe_for
 from keras_cnn.training import distribute
 from keras_cnn.training.callbacks import AtomicCheckpoint, EpochTimer
 from keras_cnn.training.logits import fitting_on_logits
@@ -178,10 +178,12 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
 
     ``settings`` are the fields of :class:`RunConfig` (``epochs``, ``batch_size``, ``image_size``,
     ``learning_rate``, ``optimizer`` sgd|adamw|adam, ``schedule`` cosine|step|constant,
-    ``warmup_epochs``, ``label_smoothing``, ``weight_decay``, ``ema`` (weight-average momentum), ``augment``, ``mixup``, ``cutmix``,
+    ``warmup_epochs``, ``label_smoothing``, ``weight_decay``, ``ema`` (weight-average momentum), ``augment``,
+    ``mixup``, ``cutmix``,
     ``mixed_precision`` float16|bfloat16|auto, ``jit_compile``, ``strategy`` none|mirrored|data_parallel,
     ``limit`` (first N training images), ``model_options`` for ``build``, ...); what is not given
-    comes from the model's :mod:`~keras_cnn.recipes` entry and the data set. ``resume=True``
+    comes from the model's recipe (``keras_cnn.get_spec(name).recipe``, declared in its family's
+    ``models/<family>.py``) and the data set. ``resume=True``
     continues the run in ``output`` from its last finished epoch with its saved settings.
     """
     unknown = sorted(set(settings) - set(SETTINGS))

@@ -1,7 +1,8 @@
 """Keras Tuner over the whole zoo: :class:`HyperCNN` and :func:`tune` (``keras-cnn tune``).
 
 A family's search space is its real knobs (which variant, width ``alpha`` / ``scale``, SE on or
-off, dropout, drop-path; see :data:`FAMILY_KNOBS`) plus the recipe: optimizer, learning rate,
+off, dropout, drop-path: the ``tuner_knobs`` each family declares in ``models/<family>.py``, see
+:data:`FAMILY_KNOBS`) plus the recipe: optimizer, learning rate,
 weight decay, label smoothing and augmentation strength. Every knob can be fixed
 (``fixed={"alpha": 0.5}``) or narrowed (``choices={"variant": ["mobilenet_v2"]}``). A trial
 trains exactly as :func:`keras_cnn.train` would (same data pipeline, compile and schedule), on
@@ -38,44 +39,27 @@ import numpy as np
 
 from keras_cnn import data as data_lib
 from keras_cnn.atomic import atomic_path, write_text
-from keras_cnn.recipes import recipe_for
-from keras_cnn.registry import build, get_spec, list_models
+from keras_cnn.registry import build, get_spec, list_models, recipe_for
 from keras_cnn.training.callbacks import save_atomically
 from keras_cnn.training.logits import fitting_on_logits
 from keras_cnn.training.run import RunConfig, compile_model, evaluate_model, load_splits, make_pipelines
 
 TUNERS = ("random", "hyperband", "bayesian")
-DROPOUT = ("float", 0.0, 0.5, 0.1)
-DROP_PATH = ("float", 0.0, 0.2, 0.05)
-BOOL = ("choice", (False, True))
 
-# Architecture knobs per family: ("choice", values) or ("float", low, high, step). A knob is
-# applied only to the variants whose builder takes it (a KerasTuner conditional scope).
-FAMILY_KNOBS: dict[str, dict[str, tuple]] = {
-    "lenet": {"activation": ("choice", ("tanh", "relu"))},
-    "alexnet": {"dropout": DROPOUT, "lrn": BOOL},
-    "zfnet": {"dropout": DROPOUT, "lrn": BOOL},
-    "vgg": {"dropout": DROPOUT},
-    "nin": {"dropout": DROPOUT},
-    "googlenet": {"dropout": DROPOUT},
-    "inception_v2": {"dropout": DROPOUT},
-    "inception_v3": {"dropout": DROPOUT},
-    "inception_v4": {"dropout": DROPOUT},
-    "inception_resnet": {"dropout": DROPOUT},
-    "xception": {"middle_blocks": ("choice", (4, 8))},
-    "resnet": {"se_ratio": ("choice", (0.0, 0.0625)), "drop_path_rate": DROP_PATH},
-    "resnet_v2": {"drop_path_rate": DROP_PATH},
-    "resnet_cifar": {"drop_path_rate": DROP_PATH},
-    "densenet": {"dropout": DROPOUT},
-    "cspnet": {},
-    "darknet": {},
-    "vovnet": {"residual": BOOL},
-    "mobilenet": {"alpha": ("choice", (0.35, 0.5, 0.75, 1.0)), "dropout": DROPOUT},
-    "shufflenet_v1": {"scale": ("choice", (0.5, 1.0))},
-    "shufflenet_v2": {},
-    "squeezenet": {"bypass": ("choice", ("none", "simple")), "dropout": DROPOUT},
-    "repvgg": {},
-}
+
+def _family_knobs() -> dict[str, dict[str, tuple]]:
+    knobs: dict[str, dict[str, tuple]] = {}
+    for name in list_models():
+        spec = get_spec(name)
+        knobs.setdefault(spec.family, {}).update(spec.tuner_knobs)
+    return knobs
+
+
+#: Architecture knobs per family, gathered at import from the ``tuner_knobs`` each family declares in
+#: ``models/<family>.py`` (``get_spec(name).tuner_knobs``, which the search reads): ("choice", values)
+#: or ("float", low, high, step). A knob is applied only to the variants whose builder takes it (a
+#: KerasTuner conditional scope).
+FAMILY_KNOBS: dict[str, dict[str, tuple]] = _family_knobs()
 OPTIMIZER_CHOICES = ("adamw", "sgd")
 SGD_LEARNING_RATES = (0.01, 0.2)  # SGD with momentum needs rates ~50x AdamW's
 OPTIONS_MEANING_NONE = {"bypass": "none"}  # KerasTuner choices cannot hold None
@@ -162,7 +146,7 @@ class HyperCNN(keras_tuner.HyperModel):
         knobs = {}
         for name in self.variants:
             spec = get_spec(name)
-            for knob, knob_spec in FAMILY_KNOBS.get(spec.family, {}).items():
+            for knob, knob_spec in spec.tuner_knobs.items():
                 if knob in spec.options:
                     knobs.setdefault(knob, (knob_spec, []))[1].append(name)
         for knob, (knob_spec, takers) in knobs.items():
