@@ -161,14 +161,6 @@ def classifier_head(x, include_top, pooling, num_classes, classifier_activation,
     return layers.Activation(classifier_activation, dtype="float32", name=name)(logits(x))
 
 
-def pooled_head(x, *, num_classes, include_top, pooling, classifier_activation, dropout=0.0,
-                name="predictions"):
-    """Global-average-pool head of keras.applications, dropout only when nonzero
-    (:func:`classifier_head` with its defaults; kept for callers of 0.1.0)."""
-    return classifier_head(x, include_top, pooling, num_classes, classifier_activation, dropout=dropout or None,
-                           name=name)
-
-
 def feature_pooling(x, pooling):
     """``pooling`` of keras.applications for ``include_top=False``."""
     if pooling == "avg":
@@ -231,6 +223,6 @@ def check_range(value, low, high, what, name):
 
 __all__ = [
     "BN_EPSILON", "BN_MOMENTUM", "make_divisible", "symmetric_conv", "symmetric_conv_dw", "batch_norm", "conv_bn_act",
-    "conv_act", "activation_layer", "apply_activation", "predictions", "classifier_head", "pooled_head",
+    "conv_act", "activation_layer", "apply_activation", "predictions", "classifier_head",
     "feature_pooling", "check_choice", "check_range", "check_positive_int", "max_pool",
 ]
