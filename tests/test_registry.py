@@ -8,6 +8,7 @@ import pytest
 from conftest import trainable_count
 
 import keras_cnn
+from keras_cnn.registry import natural_key
 
 #: The mission's canonical names (a copy of the project's model list; one name a line, ``#`` comments).
 CANONICAL = Path(__file__).with_name("canonical_models.txt")
@@ -23,7 +24,8 @@ def test_every_canonical_name_is_registered():
 
 def test_list_models_sorted_and_pattern():
     names = keras_cnn.list_models()
-    assert names == sorted(names) and len(names) == len(set(names))
+    assert names == sorted(names, key=natural_key) and len(names) == len(set(names))
+    assert names.index("resnet18") < names.index("resnet34") < names.index("resnet101")  # natural order
     assert keras_cnn.list_models("lenet*") == ["lenet", "lenet5"]
     assert keras_cnn.list_models("no_such_*") == []
 
