@@ -108,7 +108,6 @@ def test_every_readme_command_is_run_here():
 
 # --------------------------------------------------------------------------- the commands
 @pytest.mark.slow
-@pytest.mark.xdist_group("cli_demo")
 def test_demo_runs_in_full(tmp_path):
     """The README's main job, with its own defaults (12 epochs; about 2.5 minutes on 2 cores)."""
     result = run(tmp_path, "demo")
@@ -248,7 +247,6 @@ def test_bench_commands(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("fresh_install")
 def test_fresh_virtual_environment_imports_everything(tmp_path):
     """``pip install .`` into a new virtual environment, then import the modules that need optional-looking
     dependencies (Pillow in data and inference): every import is declared in setup.py."""

@@ -54,7 +54,8 @@ def model_info(name: str, measure: bool = True) -> dict:
     the deployed net, as its paper counts)."""
     info = registry.model_info(name)
     if measure:
-        measured = measure_name(info["name"])
+        spec = get_spec(info["name"])
+        measured = _measured(build(spec.name), spec)
         reference = info["reference_macs"]
         info.update({"params": measured["params"], "macs": measured["macs"],
                      "macs_ratio": round(measured["macs"] / reference, 4) if reference else None})
@@ -66,13 +67,12 @@ def measure(name_or_model, spec=None) -> dict:
     model built from ``spec`` at that spec's default input."""
     if isinstance(name_or_model, str):
         spec = get_spec(name_or_model)
-        model = build(spec.name)
-    else:
-        model = name_or_model
+        return _measured(build(spec.name), spec)
+    return _measured(name_or_model, spec)
+
+
+def _measured(model, spec) -> dict:
     return {"params": count_trainable(model), "macs": count_macs(model, deployed=spec.deployed_macs)}
-
-
-measure_name = measure  # model_info's argument ``measure`` hides the function there
 
 
 def _count(value, digits=2):
