@@ -27,9 +27,18 @@ setup(
         "matplotlib>=3.7",
         "numpy>=1.26",
         "pillow>=10",  # image files: keras_cnn.data (folders), keras_cnn.training.evaluate (predict)
+        "safetensors>=0.4",  # checkpoints in .safetensors / timm folders (NumPy API, no torch needed)
     ],
+    package_data={"keras_cnn": ["weights/imagenet_classes.txt"]},
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "jax>=0.4.30", "ruff>=0.17,<0.18", "import-linter>=2.1,<3"],
+        # reading PyTorch .pth/.pt/.bin state_dicts (torch.load with weights_only=True)
+        "torch": ["torch>=2.1"],
+        # The reference libraries for the weight tests (torchvision's and timm's own models). A matching
+        # torch/torchvision pair: PyPI's torchvision wheels need the torch they were built with (a CPU torch
+        # beside them fails at import with "operator torchvision::nms does not exist"); on a CPU the pair runs
+        # on the CPU.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "jax>=0.4.30", "ruff>=0.17,<0.18", "import-linter>=2.1,<3",
+                 "torch==2.14.1", "torchvision==0.29.1", "timm>=1.0.20,<2"],
     },
     entry_points={"console_scripts": ["keras-cnn=keras_cnn.cli:main"]},
     classifiers=[

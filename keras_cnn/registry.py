@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import os
 import re
 
 import keras
 
 import keras_cnn.models  # noqa: F401  (importing the families registers every variant)
+from keras_cnn import weights as checkpoints
+from keras_cnn.layers.input_normalization import InputNormalization
 from keras_cnn.models.spec import (  # noqa: F401  (Variant, register_model: public here too)
     COMMON_ARGS,
     POOLING_CHOICES,
@@ -135,7 +136,12 @@ def build(
         include_top: keep the classifier; False returns the feature extractor.
         pooling: with ``include_top=False``: None (4-D feature map), ``"avg"`` or ``"max"``.
         classifier_activation: activation of the output layer (``None`` returns logits).
-        weights: path to a ``.weights.h5`` file to load, or None for random initialization.
+        weights: None (random initialization); ``"torchvision"`` / ``"timm"`` (the variant's
+            published checkpoint, downloaded once and hash-checked) or ``"LIBRARY:TAG"``; the path
+            of a PyTorch state_dict (``.pth``/``.pt``/``.bin``), a ``.safetensors`` file or a timm
+            folder; or a Keras ``.weights.h5`` file. A checkpoint puts its input normalization in
+            the model (it takes [0, 1] images); with another ``num_classes`` than the checkpoint's
+            the classifier starts fresh (fine-tuning). See :mod:`keras_cnn.weights`.
         **variant_options: family options (see ``model_info(name)["options"]``).
 
     Example:
@@ -159,15 +165,41 @@ def build(
     if pooling not in POOLING_CHOICES:
         raise ValueError(f"{spec.name}: pooling must be one of {POOLING_CHOICES}, received {pooling!r}")
     shape = _check_input_shape(spec, input_shape if input_shape is not None else spec.input_shape)
-    if weights is not None and not os.path.isfile(str(weights)):
-        raise ValueError(f"{spec.name}: weights must be None or the path of a .weights.h5 file; "
-                         f"{weights!r} does not exist")
+    source = checkpoints.resolve(spec, weights) if weights is not None else None
+    if source is None or source.keras_file:
+        model = _assemble(spec, shape, num_classes, include_top, pooling, classifier_activation, variant_options)
+        if source is not None:
+            model.load_weights(source.path)
+        return model
 
+    state = checkpoints.read_state_dict(source.path)
+    options = {**(source.checkpoint.options if source.checkpoint else {}), **variant_options}
+    guess = source.checkpoint.layout if source.checkpoint else next(
+        (c.layout for c in spec.checkpoints), next(iter(spec.key_maps), None))
+    preprocessing = checkpoints.preprocessing_for(spec, source, guess)
+    model = _assemble(spec, shape, num_classes, include_top, pooling, classifier_activation, options, preprocessing)
+    layout = checkpoints.choose_layout(model, spec, state, source)
+    if layout != guess:  # a user's file in the other layout: its own normalization
+        preprocessing = checkpoints.preprocessing_for(spec, source, layout)
+        model = _assemble(spec, shape, num_classes, include_top, pooling, classifier_activation, options,
+                          preprocessing)
+    checkpoints.transfer(model, state, spec.key_maps[layout], source=source.label)
+    return model
+
+
+def _assemble(spec, shape, num_classes, include_top, pooling, classifier_activation, variant_options,
+              preprocessing=None):
+    """The functional model of ``spec``; ``preprocessing`` (a checkpoint's) puts its normalization first."""
     options = {**spec.config, **variant_options}
     inputs = keras.Input(shape=shape, name="image")
+    x = inputs
+    if preprocessing:
+        x = InputNormalization(preprocessing["mean"], preprocessing["std"], resize_size=preprocessing["resize_size"],
+                               crop_size=preprocessing["crop_size"], interpolation=preprocessing["interpolation"],
+                               checkpoint=preprocessing["checkpoint"], name="checkpoint_normalization")(inputs)
     try:
         outputs = spec.builder(
-            inputs=inputs,
+            inputs=x,
             num_classes=num_classes,
             include_top=include_top,
             pooling=pooling,
@@ -185,7 +217,6 @@ def build(
             f"{spec.name}: cannot build with {given} ({type(error).__name__}: {error})"
             + (f"; the variant's own values are {defaults}" if defaults else "")
         ) from error
-    model = outputs if isinstance(outputs, keras.Model) else keras.Model(inputs, outputs, name=spec.name)
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    if isinstance(outputs, keras.Model):
+        return outputs
+    return keras.Model(inputs, outputs, name=spec.name)

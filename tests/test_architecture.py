@@ -29,7 +29,7 @@ def _run(args, timeout):
 
 
 def test_import_contract_holds():
-    """cli > training > analysis > deploy > registry > models > blocks > layers > data | atomic."""
+    """cli > training > analysis > deploy > registry > weights > models > blocks > layers > data | atomic."""
     lint_imports = _tool("lint-imports")
     if lint_imports is None:
         pytest.skip("import-linter is not installed (pip install '.[test]')")

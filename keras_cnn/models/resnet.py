@@ -38,7 +38,7 @@ from keras_cnn.blocks import (
 from keras_cnn.layers.drop_path import DropPath
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
 from keras_cnn.layers.zero_pad_shortcut import ZeroPadShortcut
-from keras_cnn.models.spec import DROP_PATH, Variant, choice, register_model
+from keras_cnn.models.spec import DROP_PATH, KeyMap, Variant, choice, register_model, torchvision_checkpoint
 
 SHORTCUTS = ("A", "B", "C")
 
@@ -180,6 +180,52 @@ KERAS_APPLICATIONS = {
 }
 
 
+#: torchvision's published weights (``torchvision.models.<name>``'s weights enum, its DEFAULT first).
+TORCHVISION_CHECKPOINTS = {
+    "resnet18": (
+        torchvision_checkpoint("resnet18-f37072fd.pth", top1=69.758),
+    ),
+    "resnet34": (
+        torchvision_checkpoint("resnet34-b627a593.pth", top1=73.314),
+    ),
+    "resnet50": (
+        torchvision_checkpoint("resnet50-11ad3fa6.pth", "IMAGENET1K_V2", resize_size=232, top1=80.858),
+        torchvision_checkpoint("resnet50-0676ba61.pth", top1=76.13),
+    ),
+    "resnet101": (
+        torchvision_checkpoint("resnet101-cd907fc2.pth", "IMAGENET1K_V2", resize_size=232, top1=81.886),
+        torchvision_checkpoint("resnet101-63fe2227.pth", top1=77.374),
+    ),
+    "resnet152": (
+        torchvision_checkpoint("resnet152-f82ba261.pth", "IMAGENET1K_V2", resize_size=232, top1=82.284),
+        torchvision_checkpoint("resnet152-394f9c45.pth", top1=78.312),
+    ),
+    "resnext50_32x4d": (
+        torchvision_checkpoint("resnext50_32x4d-1a0047aa.pth", "IMAGENET1K_V2", resize_size=232, top1=81.198),
+        torchvision_checkpoint("resnext50_32x4d-7cdf4587.pth", top1=77.618),
+    ),
+    "resnext101_32x8d": (
+        torchvision_checkpoint("resnext101_32x8d-110c445d.pth", "IMAGENET1K_V2", resize_size=232, top1=82.834),
+        torchvision_checkpoint("resnext101_32x8d-8ba56ff5.pth", top1=79.312),
+    ),
+    "resnext101_64x4d": (
+        torchvision_checkpoint("resnext101_64x4d-173b62eb.pth", resize_size=232, top1=83.246),
+    ),
+}
+#: torchvision's ResNet / ResNeXt state_dict (``torchvision.models.resnet``) onto our layer names.
+TORCHVISION_KEYS = KeyMap(
+    rules=(
+        (r"stem_conv", "conv1"),
+        (r"stem_bn", "bn1"),
+        (r"stage(\d+)_block(\d+)_conv(\d)_(conv|bn)", "layer{1}.{2-1}.{4}{3}"),
+        (r"stage(\d+)_block(\d+)_proj_conv", "layer{1}.{2-1}.downsample.0"),
+        (r"stage(\d+)_block(\d+)_proj_bn", "layer{1}.{2-1}.downsample.1"),
+        (r"predictions", "fc"),
+    ),
+    head=("fc",),
+)
+
+
 def _follows(name):
     for prefix, source in PAPER_SOURCES.items():
         if name.startswith(prefix):
@@ -194,10 +240,11 @@ def _follows(name):
     variants=[
         Variant(name, row.config, params=row.params, macs=row.macs,
                 accuracy=row.accuracy, follows=_follows(name), notes=NOTES.get(name, ""),
-                keras_applications=KERAS_APPLICATIONS.get(name))
+                keras_applications=KERAS_APPLICATIONS.get(name), checkpoints=TORCHVISION_CHECKPOINTS.get(name, ()))
         for name, row in IMAGENET_RESNETS.items()
     ],
     tuner_knobs={"se_ratio": choice(0.0, 0.0625), "drop_path_rate": DROP_PATH},
+    key_maps={"torchvision": TORCHVISION_KEYS},
 )
 def resnet(*, inputs, num_classes, include_top, pooling, classifier_activation, block="bottleneck",
            depths=(3, 4, 6, 3), groups=1, width_per_group=64, stride_in_1x1=False, shortcut="B",

@@ -17,6 +17,11 @@ Families register one generic builder and declare their variants as data, one
 
 Every keyword-only argument of the builder beyond the common ones is a *variant option*: a
 variant's ``config`` fills them in, and users may override them through ``build(name, **opts)``.
+Trained weights are declared the same way: a variant lists its published :class:`Checkpoint`
+files, and the family gives one :class:`KeyMap` per checkpoint layout (``"torchvision"``,
+``"timm"``) that sends every reference state_dict key to a Keras variable
+(:mod:`keras_cnn.weights` reads the files and applies the maps).
+
 This module only collects the declarations (:data:`SPECS`); :mod:`keras_cnn.registry` looks names
 up and builds them.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +58,124 @@ class Recipe:
     batch_size: int = 64
     epochs: int = 10
     why: str = "default: AdamW + cosine, one warm-up epoch"
+
+
+#: ImageNet normalization of torchvision and most timm checkpoints.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A published checkpoint of one variant, and what its network expects as input.
+
+    ``url`` is the official file; ``sha256`` its published hash: the full hex digest (Hugging Face
+    publishes it), or the prefix the URL itself carries (torchvision names its files
+    ``NAME-<first 8 hex digits of sha256>.pth``). ``layout`` names the family's :class:`KeyMap`
+    that reads it. ``mean``/``std`` are the normalization the net was trained with (on [0, 1]
+    images); ``resize_size`` then a center crop to ``crop_size`` with ``interpolation`` is its
+    evaluation transform. ``tag`` is the reference's own name for it (torchvision's weights enum
+    member, timm's ``arch.tag``); ``top1`` the ImageNet-1k validation top-1 the reference reports.
+    """
+
+    url: str
+    sha256: str
+    layout: str
+    tag: str
+    num_classes: int = 1000
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    crop_size: int = 224
+    resize_size: int = 256
+    interpolation: str = "bilinear"
+    top1: float | None = None
+    options: dict = dataclasses.field(default_factory=dict)  # build options the checkpoint needs
+
+    @property
+    def filename(self) -> str:
+        return self.url.rstrip("/").rsplit("/", 1)[-1]
+
+    def preprocessing(self) -> dict:
+        """What ``model_info`` and the export reports record about the checkpoint's input."""
+        return {"checkpoint": f"{self.layout}:{self.tag}", "layout": self.layout, "mean": list(self.mean),
+                "std": list(self.std), "resize_size": self.resize_size,
+                "crop_size": self.crop_size, "interpolation": self.interpolation}
+
+
+TORCHVISION_URL = "https://download.pytorch.org/models/"
+
+
+def torchvision_checkpoint(file: str, tag: str = "IMAGENET1K_V1", **fields) -> Checkpoint:
+    """A torchvision checkpoint by its file name under :data:`TORCHVISION_URL`; the sha256 prefix is
+    the one the name carries, the evaluation transform torchvision's ``ImageClassification``."""
+    url = TORCHVISION_URL + file
+    match = re.search(r"-([0-9a-f]{8,})\.pth$", url)
+    if not match:
+        raise ValueError(f"torchvision checkpoint URL without a hash suffix: {url!r}")
+    return Checkpoint(url=url, sha256=match.group(1), layout="torchvision", tag=tag, **fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyMap:
+    """How a reference state_dict maps onto a family's Keras layers: explicit, never by order.
+
+    ``rules`` are ``(pattern, template)`` pairs. Every Keras layer that owns variables is named by
+    its path (``stage1_block1_conv1_conv``; nested layers ``stage1_block1_se/reduce``); the first
+    pattern that matches the whole path gives the reference module prefix through ``template``,
+    where ``{1}`` is the pattern's first group and ``{1-1}`` that group as a number minus one
+    (PyTorch counts blocks from 0). The variable's own name follows from the layer type (a
+    ``Conv2D`` kernel is ``PREFIX.weight``, a ``BatchNormalization`` moving mean
+    ``PREFIX.running_mean``, ...), with the transposes the layer needs (:mod:`keras_cnn.weights`).
+    A template of ``None`` means the layer has no counterpart in the reference.
+
+    ``head`` are the reference prefixes of the classifier, which is left untouched when the
+    model's classes differ from the checkpoint's (fine-tuning) and absent with
+    ``include_top=False``. ``ignore`` are patterns of reference keys that have no Keras
+    counterpart (BatchNorm's ``num_batches_tracked``, auxiliary heads). ``aliases`` are
+    ``(pattern, replacement)`` pairs (``re.sub``) that bring the keys of older published files to
+    the reference's current names first (torchvision's DenseNet files say ``norm.1`` for
+    ``norm1``).
+    """
+
+    rules: tuple
+    head: tuple = ()
+    ignore: tuple = (r".*\.num_batches_tracked",)
+    aliases: tuple = ()
+
+    def canonical(self, state: dict) -> dict:
+        """``state`` with its keys renamed by ``aliases``."""
+        if not self.aliases:
+            return state
+        renamed = {}
+        for key, value in state.items():
+            for pattern, replacement in self.aliases:
+                key = re.sub(pattern, replacement, key)
+            renamed[key] = value
+        return renamed
+
+    def reference_prefix(self, path: str) -> str | None:
+        """The reference module prefix of the Keras layer at ``path``; ValueError if no rule matches."""
+        for pattern, template in self.rules:
+            match = re.fullmatch(pattern, path)
+            if match:
+                return None if template is None else _fill(template, match)
+        raise ValueError(f"no key-map rule for the Keras layer {path!r}")
+
+    def is_head(self, key: str) -> bool:
+        return any(key == h or key.startswith(h + ".") for h in self.head)
+
+    def is_ignored(self, key: str) -> bool:
+        return any(re.fullmatch(pattern, key) for pattern in self.ignore)
+
+
+def _fill(template: str, match: re.Match) -> str:
+    """``template`` with ``{n}`` -> group n of ``match``, ``{n-1}`` -> that group as a number minus one."""
+
+    def group(field):
+        value = match.group(int(field.group(1)))
+        return str(int(value) - 1) if field.group(2) else value
+
+    return re.sub(r"\{(\d+)(-1)?\}", group, template)
 
 
 #: Arguments every builder receives from :func:`build` (the keras.applications contract).
@@ -83,6 +207,7 @@ class Variant:
     notes: str = ""
     recipe: Recipe | None = None
     keras_applications: tuple | None = None
+    checkpoints: tuple = ()  # Checkpoint rows, the default of each layout first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +234,8 @@ class ModelSpec:
     tuner_knobs: dict
     keras_applications: tuple | None
     deployed_macs: bool
+    checkpoints: tuple = ()
+    key_maps: dict = dataclasses.field(default_factory=dict)
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -139,6 +266,7 @@ def register_model(
     recipe: Recipe | None = None,
     tuner_knobs: dict | None = None,
     deployed_macs: bool = False,
+    key_maps: dict | None = None,
 ):
     """Decorator registering ``builder`` under every name in ``variants``.
 
@@ -147,6 +275,7 @@ def register_model(
     smallest spatial size (height and width) the body accepts. ``tuner_knobs`` are the family's
     architecture hyperparameters for ``keras-cnn tune`` (:func:`choice`, :func:`float_range`);
     ``deployed_macs``: the reference MACs are those of the deployed (re-parameterized) net.
+    ``key_maps``: ``{layout: KeyMap}`` for the layouts of the variants' checkpoints.
     """
 
     def decorator(builder):
@@ -174,7 +303,13 @@ def register_model(
                 tuner_knobs=dict(tuner_knobs or {}),
                 keras_applications=v.keras_applications,
                 deployed_macs=deployed_macs,
+                checkpoints=tuple(v.checkpoints),
+                key_maps=dict(key_maps or {}),
             )
+            missing_maps = {c.layout for c in spec.checkpoints} - set(spec.key_maps)
+            if missing_maps:
+                raise ValueError(f"variant {v.name!r} has {sorted(missing_maps)} checkpoints but its family "
+                                 "declares no key map for them")
             unknown = set(spec.config) - set(spec.options)
             if unknown:
                 raise ValueError(

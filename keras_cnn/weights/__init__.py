@@ -1,0 +1,130 @@
+"""Trained weights: torchvision and timm checkpoints loaded into keras_cnn models, by explicit key maps.
+
+``keras_cnn.build(name, weights=SOURCE)`` takes as ``SOURCE``:
+
+* ``"torchvision"`` or ``"timm"``: the variant's default checkpoint of that library, downloaded
+  once into Keras' cache and checked against its published sha256 (:mod:`.download`);
+* ``"torchvision:TAG"`` / ``"timm:ARCH.TAG"``: one of the variant's declared checkpoints by name
+  (``keras_cnn.model_info(name)["checkpoints"]`` lists them);
+* a path to a PyTorch state_dict (``.pth``, ``.pt``, ``.bin``, read with ``weights_only=True``),
+  a ``.safetensors`` file, or a timm / Hugging Face folder (:mod:`.files`);
+* a ``.weights.h5`` file saved by Keras (loaded as Keras loads it).
+
+A checkpoint's normalization goes into the model as its first layer
+(:class:`~keras_cnn.layers.InputNormalization`), so the model takes [0, 1] images and gives the
+checkpoint's answer. The key maps live with their families (``KeyMap`` in each
+``keras_cnn/models/<family>.py``); :mod:`.transfer` applies them, all or nothing.
+
+Example:
+    >>> import keras_cnn
+    >>> model = keras_cnn.build("resnet18", weights="torchvision")  # doctest: +SKIP
+    >>> tuned = keras_cnn.build("resnet18", weights="torchvision", num_classes=10)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from pathlib import Path
+
+from keras_cnn.models.spec import IMAGENET_MEAN, IMAGENET_STD, Checkpoint, ModelSpec
+from keras_cnn.weights.download import fetch
+from keras_cnn.weights.files import checkpoint_file, folder_preprocessing, read_state_dict
+from keras_cnn.weights.transfer import plan, transfer
+
+LIBRARIES = ("torchvision", "timm")
+KERAS_SUFFIXES = (".weights.h5", ".h5")
+
+
+@dataclasses.dataclass
+class Source:
+    """A resolved ``weights=`` argument: the file to read and what is known about its checkpoint."""
+
+    path: Path
+    label: str  # how messages name it
+    checkpoint: Checkpoint | None = None  # a declared checkpoint (download), else None (a user's file)
+    preprocessing: dict = dataclasses.field(default_factory=dict)  # from a timm folder's config.json
+
+    @property
+    def keras_file(self) -> bool:
+        return str(self.path).endswith(KERAS_SUFFIXES)
+
+
+def is_library_source(weights) -> bool:
+    return isinstance(weights, str) and weights.split(":", 1)[0] in LIBRARIES
+
+
+def checkpoint_for(spec: ModelSpec, weights: str) -> Checkpoint:
+    """The declared checkpoint ``weights`` (``"torchvision"``, ``"timm:resnet50.a1_in1k"``) names."""
+    library, _, tag = weights.partition(":")
+    candidates = [c for c in spec.checkpoints if c.layout == library]
+    if not candidates:
+        have = sorted({c.layout for c in spec.checkpoints})
+        raise ValueError(f"{spec.name}: no {library} checkpoint is known for this variant"
+                         + (f"; it has {', '.join(have)} checkpoints" if have else "; it has no published checkpoint")
+                         + ". Pass the path of a state_dict (.pth / .safetensors) you have instead.")
+    if not tag:
+        return candidates[0]
+    for checkpoint in candidates:
+        if tag in (checkpoint.tag, checkpoint.tag.split(".", 1)[-1]):
+            return checkpoint
+    tags = [c.tag for c in candidates]
+    close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.4)
+    raise ValueError(f"{spec.name}: unknown {library} checkpoint {tag!r}; known: {tags}"
+                     + (f". Did you mean: {', '.join(close)}?" if close else ""))
+
+
+def resolve(spec: ModelSpec, weights) -> Source:
+    """Turn ``weights=`` into a :class:`Source` (downloading a declared checkpoint if needed)."""
+    if is_library_source(weights):
+        checkpoint = checkpoint_for(spec, weights)
+        path = fetch(checkpoint.url, checkpoint.sha256, checkpoint.filename)
+        return Source(path, f"{checkpoint.layout}:{checkpoint.tag}", checkpoint)
+    if not isinstance(weights, (str, Path)):
+        raise ValueError(f"{spec.name}: weights must be None, 'torchvision', 'timm', 'LIBRARY:TAG' or a path, "
+                         f"received {weights!r}")
+    path = Path(weights)
+    if str(path).endswith(KERAS_SUFFIXES):
+        if not path.is_file():
+            raise ValueError(f"{spec.name}: weights file {str(path)!r} does not exist")
+        return Source(path, str(path))
+    if not path.exists():
+        raise ValueError(f"{spec.name}: weights {str(weights)!r} is neither a file nor a folder nor one of "
+                         f"'torchvision', 'timm', 'LIBRARY:TAG' (checkpoints of this variant: "
+                         f"{[f'{c.layout}:{c.tag}' for c in spec.checkpoints] or 'none'})")
+    checkpoint_file(path)  # a clear error for a wrong kind of file, before anything is built
+    return Source(path, str(path), preprocessing=folder_preprocessing(path))
+
+
+def choose_layout(model, spec: ModelSpec, state: dict, source: Source) -> str:
+    """The key map that reads ``state``: the declared checkpoint's, or for a user's file the one
+    that leaves the fewest keys unmatched (all of them are listed when none fits)."""
+    if source.checkpoint is not None:
+        return source.checkpoint.layout
+    if not spec.key_maps:
+        raise ValueError(f"{spec.name}: no checkpoint layout is known for this family, so {source.label} cannot be "
+                         "mapped onto it; keras_cnn reads torchvision and timm layouts where the family has them")
+
+    def misfit(layout):
+        matched = plan(model, state, spec.key_maps[layout])
+        return len(matched["missing"]) + len(matched["unexpected"]) + len(matched["mismatched"])
+
+    return min(spec.key_maps, key=misfit)
+
+
+def preprocessing_for(spec: ModelSpec, source: Source, layout: str | None = None) -> dict:
+    """Normalization and evaluation transform of the checkpoint behind ``source``."""
+    checkpoint = source.checkpoint or next((c for c in spec.checkpoints if c.layout == layout), None)
+    found = checkpoint.preprocessing() if checkpoint else {
+        "checkpoint": source.label, "layout": layout, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+        "resize_size": None, "crop_size": None, "interpolation": "bilinear"}
+    if source.checkpoint is None:
+        found["checkpoint"] = source.label
+    for key in ("mean", "std", "crop_size", "interpolation"):
+        if key in source.preprocessing:
+            found[key] = list(source.preprocessing[key]) if key in ("mean", "std") else source.preprocessing[key]
+    return found
+
+
+__all__ = ["LIBRARIES", "Source", "checkpoint_for", "choose_layout", "fetch", "is_library_source",
+           "preprocessing_for", "read_state_dict", "resolve", "transfer"]

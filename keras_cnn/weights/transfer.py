@@ -1,0 +1,162 @@
+"""Applying a family's :class:`~keras_cnn.models.spec.KeyMap` to a Keras model: all or nothing.
+
+Every variable of every layer is looked up by name, never by order: the layer's path goes through
+the map to a reference module prefix, and the layer type names the variable
+(``Conv2D.kernel`` <- ``PREFIX.weight``, ``BatchNormalization.moving_variance`` <-
+``PREFIX.running_var``, ...) and its layout change:
+
+* ``Conv2D``: PyTorch ``(out, in/groups, kh, kw)`` -> Keras ``(kh, kw, in/groups, out)``;
+* ``DepthwiseConv2D``: ``(channels * multiplier, 1, kh, kw)`` -> ``(kh, kw, channels, multiplier)``;
+* ``Dense``: ``(out, in)`` -> ``(in, out)``; after a ``Flatten`` of a feature map, the input
+  rows are reordered from PyTorch's channel-major flattening to Keras' channel-last one.
+
+Missing keys, unexpected keys and shape mismatches are all collected first and raised together
+(``ValueError``); nothing is assigned unless every variable has its value. When the classifier's
+size differs from the checkpoint's (a new ``num_classes``), the classifier keeps its fresh
+initialization and only the backbone loads: the fine-tuning path.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from keras import layers
+
+log = logging.getLogger("keras_cnn")
+
+_PASS_THROUGH = (layers.Dropout, layers.Activation, layers.ReLU)
+
+
+def _conv(weight, _layer):
+    return weight.transpose(2, 3, 1, 0)
+
+
+def _depthwise(weight, layer):
+    channels_times_multiplier, _, kh, kw = weight.shape
+    multiplier = layer.depth_multiplier
+    return weight.reshape(channels_times_multiplier // multiplier, multiplier, kh, kw).transpose(2, 3, 0, 1)
+
+
+def _flattened_map_shape(layer):
+    """(H, W, C) of the feature map a ``Flatten`` turned into this Dense layer's input, else None."""
+    try:
+        tensor = layer.input
+        producer = tensor._keras_history.operation
+        while isinstance(producer, _PASS_THROUGH):
+            tensor = producer.input
+            producer = tensor._keras_history.operation
+    except (AttributeError, ValueError):
+        return None
+    if isinstance(producer, layers.Flatten) and len(producer.input.shape) == 4:
+        return tuple(producer.input.shape[1:])
+    return None
+
+
+def _dense(weight, layer):
+    kernel = weight.T
+    feature_map = _flattened_map_shape(layer)
+    if feature_map and None not in feature_map and kernel.shape[0] == int(np.prod(feature_map)):
+        height, width, channels = feature_map
+        kernel = kernel.reshape(channels, height, width, -1).transpose(1, 2, 0, 3).reshape(kernel.shape)
+    return kernel
+
+
+def _same(value, _layer):
+    return value
+
+
+def _variables(layer):
+    """``[(keras variable, reference suffix, transform)]`` of a layer's own variables."""
+    if isinstance(layer, layers.DepthwiseConv2D):
+        rows = [(layer.kernel, "weight", _depthwise)]
+    elif isinstance(layer, layers.Conv2D):
+        rows = [(layer.kernel, "weight", _conv)]
+    elif isinstance(layer, layers.Dense):
+        rows = [(layer.kernel, "weight", _dense)]
+    elif isinstance(layer, layers.BatchNormalization):
+        rows = [(layer.gamma, "weight", _same), (layer.beta, "bias", _same),
+                (layer.moving_mean, "running_mean", _same), (layer.moving_variance, "running_var", _same)]
+        rows = [row for row in rows if row[0] is not None]
+        return rows
+    else:
+        raise ValueError(f"no weight transfer is defined for the layer type {type(layer).__name__} "
+                         f"({layer.name}); its variables are {[v.path for v in layer.weights]}")
+    if getattr(layer, "bias", None) is not None:
+        rows.append((layer.bias, "bias", _same))
+    return rows
+
+
+def weight_owners(model):
+    """``(path, layer)`` of every layer, nested ones included, that owns variables itself."""
+    for top in model.layers:
+        for layer in top._flatten_layers(include_self=True, recursive=True):
+            own = list(layer._trainable_variables) + list(layer._non_trainable_variables)
+            if own:
+                yield own[0].path.rsplit("/", 1)[0], layer
+
+
+def plan(model, state: dict, key_map) -> dict:
+    """Match every variable of ``model`` to a key of ``state`` through ``key_map``; assign nothing.
+
+    Returns ``{"assign": [(variable, array)], "missing": [...], "unexpected": [...],
+    "mismatched": [...], "fresh_head": [...]}``."""
+    state = key_map.canonical(state)
+    assign, missing, mismatched, used = [], [], [], set()
+    head_rows, head_mismatch = [], False
+    for path, layer in weight_owners(model):
+        prefix = key_map.reference_prefix(path)
+        if prefix is None:
+            continue
+        for variable, suffix, transform in _variables(layer):
+            key = f"{prefix}.{suffix}"
+            if key not in state:
+                missing.append(key)
+                continue
+            used.add(key)
+            value = transform(np.asarray(state[key]), layer)
+            ok = tuple(value.shape) == tuple(variable.shape)
+            if key_map.is_head(key):
+                head_rows.append((variable, value, key))
+                head_mismatch |= not ok
+            elif ok:
+                assign.append((variable, value))
+            else:
+                mismatched.append(f"{key}: checkpoint {tuple(state[key].shape)} -> {tuple(value.shape)}, "
+                                  f"Keras {variable.path} {tuple(variable.shape)}")
+    fresh_head = []
+    if head_mismatch:  # another number of classes: the classifier starts fresh
+        fresh_head = sorted({key for _, _, key in head_rows})
+    else:
+        assign.extend((variable, value) for variable, value, _ in head_rows)
+    unexpected = [key for key in state if key not in used and not key_map.is_ignored(key)
+                  and not (key_map.is_head(key) and (fresh_head or not head_rows))]
+    return {"assign": assign, "missing": missing, "unexpected": unexpected, "mismatched": mismatched,
+            "fresh_head": fresh_head}
+
+
+def _listing(keys, limit=12) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def transfer(model, state: dict, key_map, *, source: str) -> dict:
+    """Load ``state`` into ``model`` through ``key_map``; ValueError (and nothing assigned) unless
+    every variable finds its key and shape. Returns a short report."""
+    matched = plan(model, state, key_map)
+    problems = []
+    if matched["missing"]:
+        problems.append(f"missing keys (the model needs them, {source} lacks them): {_listing(matched['missing'])}")
+    if matched["unexpected"]:
+        problems.append(f"unexpected keys (in {source}, no Keras variable takes them): "
+                        f"{_listing(matched['unexpected'])}")
+    if matched["mismatched"]:
+        problems.append(f"shape mismatches: {_listing(matched['mismatched'], 6)}")
+    if problems:
+        raise ValueError(f"{model.name}: cannot load {source}: " + "; ".join(problems) + ". Nothing was loaded.")
+    for variable, value in matched["assign"]:
+        variable.assign(value.astype(variable.dtype) if hasattr(value, "astype") else value)
+    if matched["fresh_head"]:
+        log.warning("keras_cnn: %s: the classifier (%s) has another number of classes than %s; it starts fresh, "
+                    "the backbone is loaded", model.name, ", ".join(matched["fresh_head"]), source)
+    return {"assigned": len(matched["assign"]), "fresh_head": matched["fresh_head"]}
