@@ -2,20 +2,32 @@
 and exit code 2: no traceback, and nothing half-written left behind (no run folder, no export, no
 temporary files).
 
-Each case runs the real ``keras-cnn`` executable as a subprocess in a fresh folder. TensorFlow may
-print a few C++ log lines at import that nothing can silence, so the rule checked is: exit code 2,
-no "Traceback", exactly one stderr line starting with ``keras-cnn: error:``, that line is the last
-non-empty one, and it names what was wrong (the file, the folder or the value).
+Every case runs in a fresh folder, twice over:
+
+* all of them in ONE child process that imports ``keras_cnn.cli`` and calls its ``main(argv)``
+  once per case (what the ``keras-cnn`` script does), its stdout and stderr captured per case and
+  any exception that escapes ``main`` reported as the traceback a user would see;
+* a few (``FRESH_PROCESS_CASES``: a parser error, a data error, a damaged ``.keras`` file, a model
+  name, a TFLite file) as the real ``keras-cnn`` executable, each in its own new process, so the
+  exit code and stderr are the ones a shell sees.
+
+Session 10 ran all 25 cases as their own processes: 25 TensorFlow imports, about 11 s each on two
+cores, for the same checks. TensorFlow may print a few C++ log lines at import that nothing can
+silence, so the rule checked is: exit code 2, no "Traceback", exactly one stderr line starting
+with ``keras-cnn: error:``, that line is the last non-empty one, and it names what was wrong (the
+file, the folder or the value).
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import struct
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +42,62 @@ def run_cli(args, cwd):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([str(KERAS_CNN), *map(str, args)], check=False, cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=TIMEOUT)
+
+
+# One child process that runs ``keras_cnn.cli.main(argv)`` per request (a JSON line {"argv", "cwd"}) and
+# answers with its exit code, stdout and stderr; an exception escaping ``main`` is written to the captured
+# stderr as Python would print it, exit code 1.
+_RUNNER = textwrap.dedent("""
+    import contextlib, io, json, os, sys, traceback
+    from keras_cnn.cli import main
+
+    answer = sys.stdout
+    for line in sys.stdin:
+        request = json.loads(line)
+        os.chdir(request["cwd"])
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(request["argv"])
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+        reply = {"returncode": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+        answer.write("@@" + json.dumps(reply) + "\\n")
+        answer.flush()
+""")
+
+
+class _Runner:
+    def __init__(self):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-c", _RUNNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True, env=env)
+
+    def __call__(self, args, cwd) -> subprocess.CompletedProcess:
+        self.proc.stdin.write(json.dumps({"argv": [str(a) for a in args], "cwd": str(cwd)}) + "\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:  # the child's own prints (none expected) are skipped
+            if line.startswith("@@"):
+                reply = json.loads(line[2:])
+                return subprocess.CompletedProcess(args, reply["returncode"], reply["stdout"], reply["stderr"])
+        raise AssertionError(f"the runner process died (exit {self.proc.wait()}) on keras-cnn {args}")
+
+    def close(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def runner():
+    started = _Runner()
+    yield started
+    started.close()
 
 
 def error_line(result, *names) -> str:
@@ -249,12 +317,25 @@ CASES = [predict_text_as_png, predict_missing_image, predict_folder_without_imag
          evaluate_run_without_checkpoints, export_empty_run_folder, tflite_bench_missing, tflite_bench_not_tflite]
 
 
+FRESH_PROCESS_CASES = [export_format_onnx, train_idx_gz_cut_in_half, evaluate_truncated_keras, info_misspelled,
+                       tflite_bench_not_tflite]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
-def test_user_error_is_one_line_and_leaves_nothing(case, tmp_path, shared):
+def test_user_error_is_one_line_and_leaves_nothing(case, tmp_path, shared, runner):
+    check_case(case, tmp_path, shared, runner)
+
+
+@pytest.mark.parametrize("case", FRESH_PROCESS_CASES, ids=[c.__name__ for c in FRESH_PROCESS_CASES])
+def test_user_error_in_its_own_keras_cnn_process(case, tmp_path, shared):
+    check_case(case, tmp_path, shared, run_cli)
+
+
+def check_case(case, tmp_path, shared, run):
     argv, names = case(tmp_path, shared)
     before, shared_before = snapshot(tmp_path), snapshot(shared["root"])
 
-    error_line(run_cli(argv, cwd=tmp_path), *names)
+    error_line(run(argv, cwd=tmp_path), *names)
 
     # Nothing half-written: no run folder, no export, no default runs/ or savedmodels/ in the working
     # folder, no temporary file anywhere, and the shared run untouched.

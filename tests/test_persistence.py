@@ -107,10 +107,21 @@ def test_models_saved_before_the_layout_change_still_load(tmp_path):
 
 
 # --------------------------------------------------------------------------- 2. every registered model
-# One child process per role, speaking JSON lines: the saver builds, saves and records one model
-# per request; the loader (which has run nothing but ``import keras, keras_cnn`` before its first
-# load) loads it back and compares. Loading registers nothing, which the loader checks after every
-# load, so later loads in the same loader are as fresh as the first.
+# One child process per role, speaking JSON lines: the saver builds and records one model per
+# request; the loader (which has run nothing but ``import keras, keras_cnn`` before its first
+# load) rebuilds it and compares. Loading registers nothing, which the loader checks after every
+# request, so later loads in the same loader are as fresh as the first.
+#
+# Two kinds of request:
+# * "config": every registered name. The saver writes ``model.to_json()`` and the weights' paths
+#   and shapes; the loader rebuilds the model with ``keras.models.model_from_json`` and must get
+#   the same config and the same weights (paths and shapes). This is what a fresh process needs
+#   to find every class and rebuild every variant's exact structure.
+# * "full": a covering set of small variants (see ``_full_round_trip_names``): ``model.save`` with
+#   constant weights made random, then ``keras.saving.load_model``; config, weight values and
+#   outputs must round-trip exactly. Weights are stored per layer, so one variant per family and
+#   per keras_cnn class covers every way our layers save and restore their variables; the big
+#   variants would only add gigabytes of the same (the ten VGGs alone are 5.5 GB).
 _ROUND_TRIP_WORKER = r"""
 import gc, json, shutil, sys, time, traceback
 from pathlib import Path
@@ -129,10 +140,20 @@ def outputs(model, images):
     return [np.asarray(y) for y in keras.tree.flatten(model(images, training=False))]
 
 
+def weight_shapes(model):
+    return [[w.path, list(w.shape)] for w in model.weights]
+
+
 def weight_digest(model):
     # Order and shapes are what Keras' weight file relies on; float64 sums of float32 arrays are
     # deterministic, so equal weights give equal sums and a single changed value changes them.
     return [[w.path, list(w.shape), float(np.sum(np.asarray(w), dtype=np.float64))] for w in model.weights]
+
+
+def keras_cnn_classes(model):
+    # every class of ours in the model, nested layers included
+    classes = {type(model)} | {type(layer) for layer in model._flatten_layers(include_self=False)}
+    return sorted(f"{c.__module__}.{c.__qualname__}" for c in classes if c.__module__.startswith("keras_cnn"))
 
 
 def input_shape(name):
@@ -155,46 +176,59 @@ def make_constants_random(model, rng):
             w.assign((value + rng.uniform(0.05, 0.5, value.shape)).astype(value.dtype))
 
 
-def save(name):
-    (work / name).mkdir()
+def save(name, full):
+    folder = work / name
+    folder.mkdir()
     keras.utils.set_random_seed(0)
     shape = input_shape(name)
     model = keras_cnn.build(name, input_shape=shape)
+    (folder / "config.json").write_text(model.to_json())
+    result = {"input_shape": shape, "params": model.count_params(), "family": keras_cnn.get_spec(name).family,
+              "classes": keras_cnn_classes(model)}
+    if not full:
+        (folder / "weights.json").write_text(json.dumps(weight_shapes(model)))
+        return result
     make_constants_random(model, np.random.default_rng(1))
     images = np.random.default_rng(0).standard_normal((2, *shape)).astype("float32")
-    np.save(work / name / "input.npy", images)
-    np.savez(work / name / "output.npz", *outputs(model, images))
-    (work / name / "config.json").write_text(model.to_json())
-    (work / name / "weights.json").write_text(json.dumps(weight_digest(model)))
-    model.save(work / name / f"{name}.keras")
-    return {"input_shape": shape, "bytes": sum(p.stat().st_size for p in (work / name).iterdir())}
+    np.save(folder / "input.npy", images)
+    np.savez(folder / "output.npz", *outputs(model, images))
+    (folder / "weights.json").write_text(json.dumps(weight_digest(model)))
+    model.save(folder / f"{name}.keras")
+    return {**result, "bytes": sum(p.stat().st_size for p in folder.iterdir())}
 
 
-def load(name):
-    model = keras.saving.load_model(work / name / f"{name}.keras")
-    images = np.load(work / name / "input.npy")
-    with np.load(work / name / "output.npz") as saved:
-        expected = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    got = outputs(model, images)
-    problems = []
-    if len(got) != len(expected):
-        problems.append(f"{len(got)} outputs, saved model had {len(expected)}")
-    for i, (g, e) in enumerate(zip(got, expected)):
-        if g.shape != e.shape:
-            problems.append(f"output {i}: shape {g.shape}, saved model gave {e.shape}")
-        elif not np.array_equal(g, e):
-            problems.append(f"output {i}: max |diff| {float(np.max(np.abs(g - e))):.3g}")
-    if json.loads(model.to_json()) != json.loads((work / name / "config.json").read_text()):
-        problems.append("the loaded model's config differs from the saved model's")
-    saved_weights = json.loads((work / name / "weights.json").read_text())
-    loaded_weights = weight_digest(model)
-    if len(saved_weights) != len(loaded_weights):
-        problems.append(f"{len(loaded_weights)} weights, saved model had {len(saved_weights)}")
-    for (path, shape, total), (new_path, new_shape, new_total) in zip(saved_weights, loaded_weights):
-        if shape != new_shape or total != new_total:
-            problems.append(f"weight {path} (loaded as {new_path}): shape {new_shape} sum {new_total!r}, "
-                            f"saved {shape} sum {total!r}")
+def compare_weights(saved, loaded, problems):
+    if len(saved) != len(loaded):
+        problems.append(f"{len(loaded)} weights, saved model had {len(saved)}")
+    for old, new in zip(saved, loaded):
+        if old[1:] != new[1:]:
+            problems.append(f"weight {old[0]} (rebuilt as {new[0]}): {new[1:]}, saved {old[1:]}")
             break
+
+
+def load(name, full):
+    folder = work / name
+    config = (folder / "config.json").read_text()
+    problems = []
+    if not full:
+        model = keras.models.model_from_json(config)
+        compare_weights(json.loads((folder / "weights.json").read_text()), weight_shapes(model), problems)
+    else:
+        model = keras.saving.load_model(folder / f"{name}.keras")
+        images = np.load(folder / "input.npy")
+        with np.load(folder / "output.npz") as saved:
+            expected = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        got = outputs(model, images)
+        if len(got) != len(expected):
+            problems.append(f"{len(got)} outputs, saved model had {len(expected)}")
+        for i, (g, e) in enumerate(zip(got, expected)):
+            if g.shape != e.shape:
+                problems.append(f"output {i}: shape {g.shape}, saved model gave {e.shape}")
+            elif not np.array_equal(g, e):
+                problems.append(f"output {i}: max |diff| {float(np.max(np.abs(g - e))):.3g}")
+        compare_weights(json.loads((folder / "weights.json").read_text()), weight_digest(model), problems)
+    if json.loads(model.to_json()) != json.loads(config):
+        problems.append("the rebuilt model's config differs from the saved model's")
     return {"problems": problems}
 
 
@@ -202,11 +236,11 @@ registered = (set(keras.saving.get_custom_objects()), {m for m in sys.modules if
 for line in sys.stdin:
     request = json.loads(line)
     if request.get("list"):
-        reply({"params": {name: keras_cnn.get_spec(name).params or 0 for name in keras_cnn.list_models()}})
+        reply({"names": keras_cnn.list_models()})
         continue
-    name, started = request["name"], time.perf_counter()
+    name, full, started = request["name"], request["full"], time.perf_counter()
     try:
-        result = save(name) if role == "save" else load(name)
+        result = save(name, full) if role == "save" else load(name, full)
         result["error"] = None
     except Exception:  # the innermost frames and the message (Keras puts the layer's config in it)
         result = {"error": traceback.format_exc(limit=-3)[-3000:]}
@@ -217,7 +251,7 @@ for line in sys.stdin:
     if role == "load" and (set(keras.saving.get_custom_objects()),
                            {m for m in sys.modules if m.startswith("keras_cnn")}) != registered:
         result["error"] = (result["error"] or "") + "loading registered or imported something new"
-    result.update(name=name, seconds=round(time.perf_counter() - started, 2))
+    result.update(name=name, full=full, seconds=round(time.perf_counter() - started, 2))
     reply(result)
 """
 
@@ -269,100 +303,95 @@ class _Worker:
         self._stderr.close()
 
 
-class _DiskSampler(threading.Thread):
-    """Largest total size of the files under ``folder``, sampled every 0.2 s."""
-
-    def __init__(self, folder: Path):
-        super().__init__(daemon=True)
-        self.folder, self.peak, self._done = folder, 0, threading.Event()
-
-    def run(self):
-        while not self._done.wait(0.2):
-            size = 0
-            for folder, _, files in os.walk(self.folder):  # os.walk skips folders deleted meanwhile
-                for file in files:
-                    try:
-                        size += os.stat(os.path.join(folder, file)).st_size
-                    except FileNotFoundError:  # deleted while we looked
-                        pass
-            self.peak = max(self.peak, size)
-
-    def stop(self):
-        self._done.set()
-        self.join()
+def _full_round_trip_names(built: dict) -> list:
+    """The smallest set of variants, picked smallest first, that holds every family and every
+    keras_cnn class at least once. ``built``: {name: the saver's reply (params, family, classes)}."""
+    by_size = sorted(built, key=lambda name: (built[name]["params"], name))
+    chosen, families, classes = [], set(), set()
+    for name in by_size:
+        adds = built[name]["family"] not in families or not set(built[name]["classes"]) <= classes
+        if adds:
+            chosen.append(name)
+            families.add(built[name]["family"])
+            classes.update(built[name]["classes"])
+    # drop the ones whose family and classes the others hold already (largest first)
+    for name in sorted(chosen, key=lambda n: -built[n]["params"]):
+        others = [n for n in chosen if n != name]
+        if (built[name]["family"] in {built[n]["family"] for n in others}
+                and set(built[name]["classes"]) <= {c for n in others for c in built[n]["classes"]}):
+            chosen = others
+    return chosen
 
 
-def _big_with_small(params: dict) -> list:
-    """Names ordered largest, smallest, 2nd largest, 2nd smallest, ...: each pair in flight holds
-    at most one large model, so the two children never hold two VGGs at once (loading VGG-19
-    alone peaks at 3.3 GB resident, saving it at 2.4 GB), and the work is spread evenly."""
-    by_size = sorted(params, key=lambda name: (-params[name], name))
-    return [by_size.pop(0) if i % 2 == 0 else by_size.pop() for i in range(len(by_size))]
-
-
-def _round_trip(work: Path, logs: Path, names=None) -> tuple[list, dict, list]:
-    """Save (one child) and load back (another child) each of ``names``, default every registered
-    name, two at a time in flight. Returns (names, {name: failure}, [(name, save s, load s)])."""
+def _round_trip(work: Path, logs: Path) -> tuple[dict, dict, list]:
+    """Config round trip of every registered name, then the full round trip of the covering set:
+    the saver works on request i+1 while the loader checks request i. Returns ({name: saver's
+    reply}, {(name, full): failure}, [(name, full, save s, load s)])."""
     saver = _Worker("save", work, logs / "saver.log")
     loader = _Worker("load", work, logs / "loader.log")
-    failures, timings = {}, []
-    try:
-        if names is None:
-            saver.send({"list": True})
-            names = _big_with_small(saver.receive(timeout=600)["params"])
-        waiting = None  # (name, save seconds): saved, being checked by the loader
-        for name in [*names, None]:
-            if name:
-                saver.send({"name": name})
+    built, failures, timings = {}, {}, []
+
+    def pipeline(requests):
+        waiting = None  # the saver's reply for a request the loader is checking
+        for request in [*requests, None]:
+            if request:
+                saver.send(request)
             if waiting:
-                loader.send({"name": waiting[0]})
-            saved = saver.receive(timeout=900) if name else None
+                loader.send({"name": waiting["name"], "full": waiting["full"]})
+            saved = saver.receive(timeout=900) if request else None
             if waiting:
                 checked = loader.receive(timeout=900)
-                timings.append((*waiting, checked["seconds"]))
+                timings.append((waiting["name"], waiting["full"], waiting["seconds"], checked["seconds"]))
                 if checked["error"] or checked["problems"]:
-                    failures[waiting[0]] = checked["error"] or "; ".join(checked["problems"])
+                    failures[waiting["name"], waiting["full"]] = checked["error"] or "; ".join(checked["problems"])
             waiting = None
             if saved and saved["error"]:
-                failures[name] = f"could not build and save it: {saved['error']}"
+                failures[saved["name"], saved["full"]] = f"could not build and save it: {saved['error']}"
             elif saved:
-                waiting = (name, saved["seconds"])
+                waiting = saved
+                if not saved["full"]:
+                    built[saved["name"]] = saved
+
+    try:
+        saver.send({"list": True})
+        names = saver.receive(timeout=600)["names"]
+        pipeline([{"name": name, "full": False} for name in names])
+        pipeline([{"name": name, "full": True} for name in _full_round_trip_names(built)])
     finally:
         saver.close()
         loader.close()
-    return names, failures, timings
+    return built, failures, timings
 
 
 @pytest.mark.slow
 def test_every_registered_model_loads_in_a_fresh_process(tmp_path):
-    """Every registered name, built at a small input with its default classes, constant weights
-    made random, saved with ``model.save``; then ``keras.saving.load_model`` in another process
-    must give the same config, the same weights and bit-identical outputs (both sides run the
-    same eager forward pass on the same CPU; measured: all 80 equal, no tolerance needed).
+    """Every registered name, built at a small input with its default classes, is rebuilt from its
+    saved config in another process (``model_from_json``): same config, same weights (paths and
+    shapes). Then a covering set of small variants (every family, every keras_cnn class) is saved
+    with ``model.save`` and loaded with ``keras.saving.load_model`` in that other process: same
+    config, same weight values and bit-identical outputs (both sides run the same eager forward
+    pass on the same CPU; no tolerance needed).
 
-    About 13 GB of weights pass through (the ten VGGs alone 5.5 GB), so the saver works on model
-    i+1 while the loader checks model i, and the loader deletes each model's files once checked:
-    at most two models are on disk, one of them small (see ``_big_with_small``), and only two
-    processes pay TensorFlow's start-up. Measured on the 2-core dev machine, shared with
-    other jobs: 443 s at load average ~2, 839 s at ~5; the same work done serially in one
-    process took 14 min. The time is building (twice: saving, and loading rebuilds from the
-    config) and initialising 80 models, and moving their weights; there is little else to cut.
+    Session 10 saved and loaded all 80 in full: 705 s in the suite, 13 GB of weights written and
+    read, which tested Keras' weight file more than ours. Rebuilding every name from its config
+    keeps what a fresh process must get right for each variant (every class registered, every
+    option serialized); the covering set keeps every way our layers store their variables.
     """
     work = tmp_path / "models"
     work.mkdir()
-    disk = _DiskSampler(work)
-    disk.start()
     started = time.perf_counter()
-    try:
-        names, failures, timings = _round_trip(work, tmp_path)
-    finally:
-        disk.stop()
-    slowest = ", ".join(f"{n} {s:.0f}+{l:.0f} s" for n, s, l in sorted(timings, key=lambda t: -t[1] - t[2])[:5])
-    print(f"\n{len(names)} models saved and loaded back in {time.perf_counter() - started:.0f} s, peak disk "
-          f"{disk.peak / 1e6:.0f} MB; slowest (save+load): {slowest}")
-    assert len(names) >= 80, f"only {len(names)} registered models: {names}"
-    assert not failures, (f"{len(failures)} of {len(names)} registered models do not survive save -> load in a "
-                          "fresh process:\n\n" + "\n\n".join(f"{n}: {e}" for n, e in failures.items()))
+    built, failures, timings = _round_trip(work, tmp_path)
+    full = sorted(name for name, is_full, _, _ in timings if is_full)
+    slowest = ", ".join(f"{n} {s:.0f}+{l:.0f} s" for n, _, s, l in sorted(timings, key=lambda t: -t[2] - t[3])[:5])
+    print(f"\n{len(built)} models rebuilt from their configs and {len(full)} saved and loaded in full "
+          f"({', '.join(full)}) in {time.perf_counter() - started:.0f} s; slowest (save+load): {slowest}")
+    assert len(built) + sum(1 for (_, is_full) in failures if not is_full) >= 80, sorted(built)
+    assert not failures, (f"{len(failures)} registered models do not survive save -> load in a fresh process:\n\n"
+                          + "\n\n".join(f"{n} ({'full' if f else 'config'}): {e}" for (n, f), e in failures.items()))
+    families = {reply["family"] for reply in built.values()}
+    classes = {c for reply in built.values() for c in reply["classes"]}
+    assert {built[n]["family"] for n in full} == families
+    assert {c for n in full for c in built[n]["classes"]} == classes
     assert not list(work.iterdir()), f"files left behind: {sorted(p.name for p in work.iterdir())}"
 
 

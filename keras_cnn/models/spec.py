@@ -71,7 +71,9 @@ class Checkpoint:
 
     ``url`` is the official file; ``sha256`` its published hash: the full hex digest (Hugging Face
     publishes it), or the prefix the URL itself carries (torchvision names its files
-    ``NAME-<first 8 hex digits of sha256>.pth``). ``layout`` names the family's :class:`KeyMap`
+    ``NAME-<first 8 hex digits of sha256>.pth``). An empty ``sha256`` means the hash is not
+    recorded here: the checkpoint is never downloaded (files are only fetched hash-checked), but a
+    copy the user passes by path is read with this row's normalization. ``layout`` names the family's :class:`KeyMap`
     that reads it. ``mean``/``std`` are the normalization the net was trained with (on [0, 1]
     images); ``resize_size`` then a center crop to ``crop_size`` with ``interpolation`` is its
     evaluation transform. ``tag`` is the reference's own name for it (torchvision's weights enum
@@ -113,6 +115,18 @@ def torchvision_checkpoint(file: str, tag: str = "IMAGENET1K_V1", **fields) -> C
     if not match:
         raise ValueError(f"torchvision checkpoint URL without a hash suffix: {url!r}")
     return Checkpoint(url=url, sha256=match.group(1), layout="torchvision", tag=tag, **fields)
+
+
+TIMM_URL = "https://huggingface.co/timm/{tag}/resolve/main/model.safetensors"
+
+
+def timm_checkpoint(tag: str, *, sha256: str = "", mean=IMAGENET_MEAN, std=IMAGENET_STD, crop_size: int = 224,
+                    crop_pct: float = 0.875, interpolation: str = "bicubic", **fields) -> Checkpoint:
+    """A timm checkpoint ``arch.tag`` on the Hugging Face hub, with its ``pretrained_cfg``
+    (``timm.models.get_pretrained_cfg``): normalization, input size, crop fraction, interpolation."""
+    return Checkpoint(url=TIMM_URL.format(tag=tag), sha256=sha256, layout="timm", tag=tag, mean=tuple(mean),
+                      std=tuple(std), crop_size=crop_size, resize_size=int(crop_size / crop_pct),
+                      interpolation=interpolation, **fields)
 
 
 @dataclasses.dataclass(frozen=True)

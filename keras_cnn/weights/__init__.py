@@ -78,6 +78,10 @@ def resolve(spec: ModelSpec, weights) -> Source:
     """Turn ``weights=`` into a :class:`Source` (downloading a declared checkpoint if needed)."""
     if is_library_source(weights):
         checkpoint = checkpoint_for(spec, weights)
+        if not checkpoint.sha256:
+            raise ValueError(f"{spec.name}: the sha256 of {checkpoint.url} is not recorded in keras_cnn, and files are "
+                             "only downloaded hash-checked. Download it yourself and pass its path as weights= "
+                             "(its layout and normalization are known)")
         path = fetch(checkpoint.url, checkpoint.sha256, checkpoint.filename)
         return Source(path, f"{checkpoint.layout}:{checkpoint.tag}", checkpoint)
     if not isinstance(weights, (str, Path)):
