@@ -84,8 +84,18 @@ def model_info(name: str) -> dict:
         "notes": spec.notes,
         "config": dict(spec.config),
         "options": list(spec.options),
+        "checkpoints": [checkpoint_info(c) for c in spec.checkpoints],
     }
     return info
+
+
+def checkpoint_info(checkpoint) -> dict:
+    """A declared checkpoint as ``model_info`` lists it: the ``weights=`` source that loads it, where it
+    comes from, whether it downloads (a recorded sha256), its accuracy and its input conventions."""
+    return {"source": f"{checkpoint.layout}:{checkpoint.tag}", "url": checkpoint.url,
+            "sha256": checkpoint.sha256 or None, "downloads": bool(checkpoint.sha256), "top1": checkpoint.top1,
+            "num_classes": checkpoint.num_classes, "options": dict(checkpoint.options),
+            **{k: v for k, v in checkpoint.preprocessing().items() if k not in ("checkpoint", "layout")}}
 
 
 def recipe_for(name: str | None) -> Recipe:
@@ -176,11 +186,11 @@ def build(
     options = {**(source.checkpoint.options if source.checkpoint else {}), **variant_options}
     guess = source.checkpoint.layout if source.checkpoint else next(
         (c.layout for c in spec.checkpoints), next(iter(spec.key_maps), None))
-    preprocessing = checkpoints.preprocessing_for(spec, source, guess)
+    preprocessing = checkpoints.preprocessing_for(spec, source, guess, channels=shape[-1])
     model = _assemble(spec, shape, num_classes, include_top, pooling, classifier_activation, options, preprocessing)
     layout = checkpoints.choose_layout(model, spec, state, source)
     if layout != guess:  # a user's file in the other layout: its own normalization
-        preprocessing = checkpoints.preprocessing_for(spec, source, layout)
+        preprocessing = checkpoints.preprocessing_for(spec, source, layout, channels=shape[-1])
         model = _assemble(spec, shape, num_classes, include_top, pooling, classifier_activation, options,
                           preprocessing)
     checkpoints.transfer(model, state, spec.key_maps[layout], source=source.label)

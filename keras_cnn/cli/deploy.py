@@ -5,19 +5,30 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from keras_cnn.cli.common import parse_shape
-from keras_cnn.deploy.export import export_saved_model, export_tflite, export_tflite_modes
+from keras_cnn.atomic import atomic_path
+from keras_cnn.cli.common import parse_option, parse_shape
+from keras_cnn.deploy.export import checkpoint_preprocessing, export_saved_model, export_tflite, export_tflite_modes
 from keras_cnn.deploy.tflite import tflite_latency
-from keras_cnn.training.evaluate import calibration_images, load_model_source
+from keras_cnn.registry import build, get_spec
+from keras_cnn.training.evaluate import calibration_images, default_class_names, load_model_source
 
 
-def cmd_export(args):
-
+def _build_kwargs(args) -> dict:
     kwargs = {"num_classes": args.num_classes} if args.num_classes else {}
     if args.input_shape:
         kwargs["input_shape"] = parse_shape(args.input_shape)
-    model, name, config = load_model_source(args.model, args.checkpoint, **kwargs)
+    if getattr(args, "weights", None):
+        kwargs["weights"] = args.weights
+    for key, value in (parse_option(o) for o in getattr(args, "option", [])):
+        kwargs[key] = value
+    return kwargs
+
+
+def cmd_export(args):
+    model, name, config = load_model_source(args.model, args.checkpoint, **_build_kwargs(args))
     classes = list(config.class_names) if config else None
+    if classes is None and checkpoint_preprocessing(model):  # a registry name built with --weights
+        classes = default_class_names(model, int(model.output_shape[-1]))
     representative = verify = None
     if config is not None and args.format == "tflite" and args.quantize in ("int8", "dynamic", "all"):
         representative, verify = calibration_images(config)  # the run's own images, when they are here
@@ -34,6 +45,25 @@ def cmd_export(args):
                                representative_data=representative if args.quantize == "int8" else None,
                                verify_data=verify if args.quantize in ("int8", "dynamic") else None)
     print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def cmd_convert(args):
+    """A checkpoint (torchvision, timm, a file) as a Keras file for offline use."""
+    output = Path(args.output)
+    if not (output.name.endswith(".weights.h5") or output.suffix == ".keras"):
+        raise ValueError(f"--output must end in .keras (the whole model) or .weights.h5 (weights only), "
+                         f"received {args.output!r}")
+    model = build(get_spec(args.name).name, **_build_kwargs(args))
+    with atomic_path(output) as tmp:
+        if output.suffix == ".keras":
+            model.save(tmp)
+        else:
+            model.save_weights(tmp)
+    report = {"model": model.name, "weights": args.weights, "output": str(output), "params": model.count_params(),
+              "input_shape": list(model.input_shape[1:]), "classes": int(model.output_shape[-1]),
+              "checkpoint": checkpoint_preprocessing(model)}
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -64,8 +94,20 @@ def add_parsers(sub):
     p.add_argument("--batch-size", type=int, default=1, help="fixed batch size of the .tflite file")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--input-shape", default=None, help="H,W,C for a registry name")
+    p.add_argument("--weights", default=None,
+                   help="for a registry name: torchvision, timm, LIBRARY:TAG or a checkpoint file (see convert)")
+    p.add_argument("--option", action="append", default=[], help="builder option KEY=VALUE, for a registry name")
     p.add_argument("--output", default=None, help="folder (default savedmodels/<name>/)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("convert", help="a torchvision/timm checkpoint as a .keras or .weights.h5 file, for offline use")
+    p.add_argument("name", help="registry name")
+    p.add_argument("weights", help="torchvision, timm, LIBRARY:TAG, a .pth/.pt/.bin/.safetensors file or a timm folder")
+    p.add_argument("--output", required=True, help="FILE.keras (whole model) or FILE.weights.h5")
+    p.add_argument("--num-classes", type=int, default=None, help="a new classifier (starts fresh)")
+    p.add_argument("--input-shape", default=None, help="H,W,C (default: the variant's)")
+    p.add_argument("--option", action="append", default=[], help="builder option KEY=VALUE")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("tflite-bench", help="latency of a .tflite file (median of N runs, 1 and 2 threads)")
     p.add_argument("file")

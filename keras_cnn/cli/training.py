@@ -16,7 +16,7 @@ def cmd_train(args):
     settings = {key: getattr(args, key) for key in (
         "epochs", "batch_size", "image_size", "learning_rate", "optimizer", "schedule", "warmup_epochs",
         "label_smoothing", "weight_decay", "ema", "mixup", "cutmix", "mixed_precision", "strategy", "limit", "data_dir",
-        "seed")}
+        "seed", "weights", "freeze_epochs")}
     settings["jit_compile"] = True if args.jit_compile else None
     settings["augment"] = False if args.no_augment else None
     if args.option:
@@ -81,6 +81,11 @@ def add_train_arguments(p):
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--option", action="append", default=[], help="builder option KEY=VALUE, e.g. alpha=0.5")
+    p.add_argument("--weights", default=None,
+                   help="start from a checkpoint: torchvision, timm, LIBRARY:TAG, or a .pth/.safetensors/.weights.h5 "
+                        "file or timm folder (the classifier starts fresh for new classes)")
+    p.add_argument("--freeze-epochs", type=int, default=None,
+                   help="with --weights: train only the classifier for the first N epochs")
     p.add_argument("--output", default=None, help="run folder (default runs/<name>_<dataset>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last epoch")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)

@@ -36,6 +36,7 @@ from keras_cnn import data as datasets
 from keras_cnn.atomic import atomic_path, write_bytes, write_text
 from keras_cnn.deploy.reparameterize import reparameterize
 from keras_cnn.deploy.tflite import inspect_tflite, run_tflite  # noqa: F401  (public here too)
+from keras_cnn.layers.input_normalization import InputNormalization
 
 QUANTIZE_MODES = (None, "float16", "dynamic", "int8")
 # The float conversions are near-exact, so they are held to a tolerance on the probabilities. The
@@ -84,6 +85,18 @@ def _write_report(path: Path, report: dict):
     write_text(f"{path}.json", json.dumps(report, indent=2, default=str))
 
 
+def checkpoint_preprocessing(model) -> dict | None:
+    """The trained checkpoint's input conventions a model carries (its ``InputNormalization``
+    layer: normalization inside the model, and the resize / center-crop to apply before it), or None."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, InputNormalization):
+            config = layer.get_config()
+            return {"checkpoint": config["checkpoint"], "mean": config["mean"], "std": config["std"],
+                    "resize_size": config["resize_size"], "crop_size": config["crop_size"],
+                    "interpolation": config["interpolation"], "normalization": "inside the model"}
+    return None
+
+
 def _sample_batch(shape, seed=0):
     return np.random.default_rng(seed).uniform(0, 1, shape).astype("float32")
 
@@ -115,7 +128,8 @@ def export_saved_model(model, path, *, include_preprocessing=True, class_names=N
         report = {"format": "saved_model", "path": str(path), "signatures": ["serving_float"] +
                   (["serving_default"] if include_preprocessing else []),
                   "input": {"shape": [None, height, width, channels],
-                            "serving_default": "uint8 [0, 255]", "serving_float": NORMALIZATION},
+                            "serving_default": "uint8 [0, 255]", "serving_float": NORMALIZATION,
+                            "checkpoint": checkpoint_preprocessing(clone)},
                   "class_names": list(class_names) if class_names else None}
         if verify:
             report["max_abs_diff_vs_keras"] = _verify_saved_model(tmp, clone, (4, height, width, channels))
@@ -238,7 +252,8 @@ def _convert_and_write(traced, path, quantize, *, representative_data=None, int8
     report = inspect_tflite(flatbuffer)
     report.update({"format": "tflite", "path": str(path), "quantize": quantize or "float32",
                    "size_bytes": len(flatbuffer), "input": {"shape": list(shape), "normalization": NORMALIZATION,
-                                                          "int8_io": bool(int8_io)},
+                                                          "int8_io": bool(int8_io),
+                                                          "checkpoint": checkpoint_preprocessing(traced.prepared)},
                    "class_names": list(class_names) if class_names else None})
     if report["flex_ops"] or report["dynamic_shape_ops"]:
         raise ExportError(f"{path.name}: Flex ops {report['flex_ops']} / dynamic-shape ops "

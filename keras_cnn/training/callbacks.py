@@ -68,3 +68,32 @@ def save_atomically(model, path):
     """``model.save(path)`` through a temporary file and a rename, always with the softmax outputs."""
     with atomic_path(path) as tmp, saving_probabilities(model):  # a checkpoint taken inside fitting_on_logits
         model.save(tmp)
+
+
+class UnfreezeBackbone(keras.callbacks.Callback):
+    """Fine-tuning with a frozen backbone for the first ``epochs`` epochs, then everything trains.
+
+    ``layers`` (the backbone: every layer outside the checkpoint's classifier) are frozen before
+    the first epoch, BatchNorm included (a frozen Keras BatchNorm also runs in inference mode, so
+    the checkpoint's statistics are kept). At the start of epoch ``epochs`` they are unfrozen and
+    the train step is rebuilt. The optimizer was built for every variable before the freeze, so it
+    has state for all of them; a resumed run past the freeze starts unfrozen.
+    """
+
+    def __init__(self, layers, epochs: int):
+        super().__init__()
+        self.backbone, self.epochs = list(layers), int(epochs)
+
+    def _set(self, trainable: bool):
+        for layer in self.backbone:
+            layer.trainable = trainable
+        self.model.make_train_function(force=True)
+
+    def on_train_begin(self, logs=None):
+        self._frozen = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        frozen = epoch < self.epochs
+        if frozen != self._frozen:
+            self._set(not frozen)
+            self._frozen = frozen

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from keras_cnn import data
+from keras_cnn.deploy.export import checkpoint_preprocessing
 from keras_cnn.registry import build, get_spec
 from keras_cnn.training.run import RunConfig, evaluate_model, main_output, num_classes_of
+from keras_cnn.weights import imagenet_class_names
 
 CHECKPOINTS = ("best", "last")
 
@@ -92,8 +94,15 @@ def load_run(path, checkpoint="best"):
     config.image_size, config.channels = int(shape[1]), int(shape[3])
     config.num_classes = num_classes_of(model)
     if len(config.class_names) != config.num_classes:
-        config.class_names = [str(i) for i in range(config.num_classes)]
+        config.class_names = default_class_names(model, config.num_classes)
     return model, config
+
+
+def default_class_names(model, num_classes: int) -> list[str]:
+    """ImageNet's names for a model with an ImageNet checkpoint's 1,000 classes, else the indices."""
+    if num_classes == 1000 and checkpoint_preprocessing(model):
+        return imagenet_class_names()
+    return [str(i) for i in range(num_classes)]
 
 
 def _read_run_config(path):
@@ -156,12 +165,32 @@ def evaluate(path, dataset=None, *, split=None, checkpoint="best", data_dir=None
     return summary
 
 
-def load_images(files, image_size, channels, resize="bilinear", data_size=None) -> np.ndarray:
+def center_crop(image, size: int, resize_size: int, crop_size: int, interpolation: str = "bilinear"):
+    """A checkpoint's evaluation transform at the model's ``size``: the shorter side resized to
+    ``size * resize_size / crop_size`` (256 for 224 in torchvision), then the central ``size`` x
+    ``size`` square (a PIL image in, a PIL image out)."""
+    from PIL import Image
+
+    methods = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+    shorter = max(size, round(size * resize_size / crop_size))
+    width, height = image.size
+    scale = shorter / min(width, height)
+    image = image.resize((max(size, round(width * scale)), max(size, round(height * scale))),
+                         methods.get(interpolation, Image.BILINEAR))
+    left, top = (image.size[0] - size) // 2, (image.size[1] - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def load_images(files, image_size, channels, resize="bilinear", data_size=None, checkpoint=None) -> np.ndarray:
     """Image files -> float32 [N, size, size, channels] in [0, 1], the models' input convention
-    (``resize="pad"``: scaled to the training data's ``data_size``, then padded as in training)."""
+    (``resize="pad"``: scaled to the training data's ``data_size``, then padded as in training;
+    ``checkpoint``: a pretrained checkpoint's preprocessing, whose resize and center crop apply)."""
     arrays = []
     for file in data.image_files(files):
         image = data.read_image(file, "L" if channels == 1 else "RGB")
+        if checkpoint and checkpoint.get("crop_size") and checkpoint.get("resize_size"):
+            image = center_crop(image, image_size, checkpoint["resize_size"], checkpoint["crop_size"],
+                                checkpoint.get("interpolation", "bilinear"))
         size = data_size if resize == "pad" and data_size else image_size
         arrays.append(np.asarray(image.resize((size, size)), "uint8").reshape(size, size, -1))
     return data.prepare_images(np.stack(arrays), image_size, channels, resize).numpy()
@@ -170,7 +199,8 @@ def load_images(files, image_size, channels, resize="bilinear", data_size=None) 
 def predict(path, files, *, top=5, checkpoint="best") -> list[list[dict]]:
     """For every image file, the ``top`` classes as ``{"class", "index", "probability"}``, best first."""
     model, config = load_run(path, checkpoint)
-    images = load_images(files, config.image_size, config.channels, config.resize, config.data_size)
+    images = load_images(files, config.image_size, config.channels, config.resize, config.data_size,
+                         checkpoint=checkpoint_preprocessing(model))
     outputs = model.predict(images, verbose=0)
     if main_output(model):
         outputs = outputs[main_output(model)] if isinstance(outputs, dict) else outputs[0]

@@ -32,7 +32,7 @@ from keras_cnn.models.inception import aux_loss_weights, aux_targets, inference_
 from keras_cnn.models.spec import Recipe
 from keras_cnn.registry import build, get_spec, recipe_for
 from keras_cnn.training import distribute
-from keras_cnn.training.callbacks import AtomicCheckpoint, EpochTimer
+from keras_cnn.training.callbacks import AtomicCheckpoint, EpochTimer, UnfreezeBackbone
 from keras_cnn.training.logits import fitting_on_logits
 from keras_cnn.training.report import (
     confusion_matrix,
@@ -51,6 +51,7 @@ from keras_cnn.training.schedules import (  # noqa: F401  (public here too)
     learning_rate_schedule,
     make_optimizer,
 )
+from keras_cnn.weights import freezable_layers
 
 
 def main_output(model) -> str | None:
@@ -155,6 +156,8 @@ class RunConfig:
     limit: int | None = None
     seed: int = 0
     model_options: dict = dataclasses.field(default_factory=dict)
+    weights: str | None = None  # a checkpoint to start from (keras_cnn.build's weights=)
+    freeze_epochs: int = 0  # with weights: epochs with the backbone frozen (only the classifier trains)
     recipe: str = ""
 
 
@@ -181,7 +184,9 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
     ``warmup_epochs``, ``label_smoothing``, ``weight_decay``, ``ema`` (weight-average momentum), ``augment``,
     ``mixup``, ``cutmix``,
     ``mixed_precision`` float16|bfloat16|auto, ``jit_compile``, ``strategy`` none|mirrored|data_parallel,
-    ``limit`` (first N training images), ``model_options`` for ``build``, ...); what is not given
+    ``limit`` (first N training images), ``model_options`` for ``build``, ``weights`` (a checkpoint
+    to fine-tune: ``"torchvision"``, ``"timm"``, a file; the classifier starts fresh when the
+    classes differ), ``freeze_epochs`` (with weights: train only the classifier that long), ...); what is not given
     comes from the model's recipe (``keras_cnn.get_spec(name).recipe``, declared in its family's
     ``models/<family>.py``) and the data set. ``resume=True``
     continues the run in ``output`` from its last finished epoch with its saved settings.
@@ -200,7 +205,7 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
     new_folder = not run_dir.exists()
     with distribute.precision(distribute.precision_policy(config.mixed_precision)), \
             distribute.strategy_scope(config.strategy):
-        model = given_model or build_from_config(config)
+        model = given_model or build_from_config(config, with_weights=not resume)
         train_ds, test_ds, steps_per_epoch = make_pipelines(config, arrays, model)
         recipe = {k: getattr(config, k) for k in ("optimizer", "learning_rate", "schedule", "warmup_epochs",
                                                   "weight_decay", "label_smoothing", "jit_compile", "ema")}
@@ -210,7 +215,8 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
         try:
             with fitting_on_logits(model):
                 model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, verbose=verbose, shuffle=False,
-                          callbacks=_callbacks(run_dir, model, resume, ema=config.ema) + list(callbacks or []))
+                          callbacks=_callbacks(run_dir, model, resume, ema=config.ema) + _freezing(config, model)
+                          + list(callbacks or []))
         except BaseException:
             if new_folder and not (run_dir / "history.csv").exists():
                 shutil.rmtree(run_dir, ignore_errors=True)  # no epoch finished: nothing to resume
@@ -285,6 +291,12 @@ def check_settings(config: RunConfig) -> RunConfig:
     number("translate", 0, 1, high_open=True)
     number("limit", 1, integer=True, optional=True)
     number("seed", 0, integer=True)
+    number("freeze_epochs", 0, integer=True)
+    if config.freeze_epochs and not config.weights:
+        raise ValueError(f"freeze_epochs={config.freeze_epochs} needs weights (a checkpoint to fine-tune), "
+                         "received weights=None")
+    if config.weights is not None and not isinstance(config.weights, str):
+        raise ValueError(f"weights must be a string (a source or a path), received {config.weights!r}")
     for key, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("strategy", distribute.STRATEGIES),
                          ("resize", data_lib.RESIZE_MODES)):
         if getattr(config, key) not in allowed:
@@ -317,10 +329,19 @@ def load_splits(config: RunConfig) -> dict:
     return {"train": train, "test": test}
 
 
-def build_from_config(config: RunConfig):
-    """The registered model the run trains, at the run's input size and classes."""
+def build_from_config(config: RunConfig, with_weights: bool = True):
+    """The registered model the run trains, at the run's input size and classes (from its checkpoint
+    ``config.weights`` unless ``with_weights`` is False: a resumed run restores its own weights)."""
     return build(config.model, num_classes=config.num_classes,
-                 input_shape=(config.image_size, config.image_size, config.channels), **config.model_options)
+                 input_shape=(config.image_size, config.image_size, config.channels),
+                 weights=config.weights if with_weights else None, **config.model_options)
+
+
+def _freezing(config: RunConfig, model) -> list:
+    """The :class:`UnfreezeBackbone` callback of a run with ``freeze_epochs``, else nothing."""
+    if not config.freeze_epochs:
+        return []
+    return [UnfreezeBackbone(freezable_layers(model, get_spec(config.model)), config.freeze_epochs)]
 
 
 def make_pipelines(config, arrays, model):

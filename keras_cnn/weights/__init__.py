@@ -30,7 +30,7 @@ from pathlib import Path
 from keras_cnn.models.spec import IMAGENET_MEAN, IMAGENET_STD, Checkpoint, ModelSpec
 from keras_cnn.weights.download import fetch
 from keras_cnn.weights.files import checkpoint_file, folder_preprocessing, read_state_dict
-from keras_cnn.weights.transfer import plan, transfer
+from keras_cnn.weights.transfer import head_layer_names, plan, transfer
 
 LIBRARIES = ("torchvision", "timm")
 KERAS_SUFFIXES = (".weights.h5", ".h5")
@@ -116,8 +116,9 @@ def choose_layout(model, spec: ModelSpec, state: dict, source: Source) -> str:
     return min(spec.key_maps, key=misfit)
 
 
-def preprocessing_for(spec: ModelSpec, source: Source, layout: str | None = None) -> dict:
-    """Normalization and evaluation transform of the checkpoint behind ``source``."""
+def preprocessing_for(spec: ModelSpec, source: Source, layout: str | None = None, channels: int = 3) -> dict:
+    """Normalization and evaluation transform of the checkpoint behind ``source``; for a one-channel
+    model the RGB mean and std are averaged (the first conv's kernel is summed over RGB to match)."""
     checkpoint = source.checkpoint or next((c for c in spec.checkpoints if c.layout == layout), None)
     found = checkpoint.preprocessing() if checkpoint else {
         "checkpoint": source.label, "layout": layout, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
@@ -127,8 +128,30 @@ def preprocessing_for(spec: ModelSpec, source: Source, layout: str | None = None
     for key in ("mean", "std", "crop_size", "interpolation"):
         if key in source.preprocessing:
             found[key] = list(source.preprocessing[key]) if key in ("mean", "std") else source.preprocessing[key]
+    if channels == 1 and len(found["mean"]) == 3:
+        found["mean"], found["std"] = [sum(found["mean"]) / 3], [sum(found["std"]) / 3]
     return found
 
 
-__all__ = ["LIBRARIES", "Source", "checkpoint_for", "choose_layout", "fetch", "is_library_source",
-           "preprocessing_for", "read_state_dict", "resolve", "transfer"]
+def imagenet_class_names() -> list[str]:
+    """The 1,000 ImageNet-1k class names in the order of torchvision's and timm's classifiers
+    (shipped with the package, so ``keras-cnn predict`` names classes offline)."""
+    return (Path(__file__).parent / "imagenet_classes.txt").read_text().splitlines()
+
+
+def freezable_layers(model, spec: ModelSpec) -> list:
+    """The layers of ``model`` outside every checkpoint classifier of its family: what fine-tuning
+    with a frozen backbone freezes (``keras-cnn train --freeze-epochs``)."""
+    heads = set()
+    for key_map in spec.key_maps.values():
+        try:
+            heads |= head_layer_names(model, key_map)
+        except ValueError:  # a layer this layout does not map (another layout's model)
+            continue
+    if not heads:
+        raise ValueError(f"{spec.name}: its family declares no checkpoint classifier; no backbone to freeze")
+    return [layer for layer in model.layers if layer.name not in heads and layer.weights]
+
+
+__all__ = ["LIBRARIES", "Source", "checkpoint_for", "choose_layout", "fetch", "freezable_layers",
+           "imagenet_class_names", "is_library_source", "preprocessing_for", "read_state_dict", "resolve", "transfer"]

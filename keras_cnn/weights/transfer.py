@@ -54,6 +54,8 @@ def _flattened_map_shape(layer):
 
 
 def _dense(weight, layer):
+    if weight.ndim == 4 and weight.shape[2:] == (1, 1):  # a 1x1-conv classifier (timm's ResNetV2 head)
+        weight = weight[:, :, 0, 0]
     kernel = weight.T
     feature_map = _flattened_map_shape(layer)
     if feature_map and None not in feature_map and kernel.shape[0] == int(np.prod(feature_map)):
@@ -66,9 +68,13 @@ def _same(value, _layer):
     return value
 
 
-def _variables(layer):
+def _variables(layer, key_map):
     """``[(keras variable, reference suffix, transform)]`` of a layer's own variables."""
-    if isinstance(layer, layers.DepthwiseConv2D):
+    if isinstance(layer, layers.SeparableConv2D):  # two convs in one layer (key_map.separable names them)
+        depthwise, pointwise = key_map.separable
+        rows = [(layer.depthwise_kernel, f"{depthwise}.weight", _depthwise),
+                (layer.pointwise_kernel, f"{pointwise}.weight", _conv)]
+    elif isinstance(layer, layers.DepthwiseConv2D):
         rows = [(layer.kernel, "weight", _depthwise)]
     elif isinstance(layer, layers.Conv2D):
         rows = [(layer.kernel, "weight", _conv)]
@@ -85,6 +91,31 @@ def _variables(layer):
     if getattr(layer, "bias", None) is not None:
         rows.append((layer.bias, "bias", _same))
     return rows
+
+
+def _adapt_input_channels(value, variable, layer):
+    """An RGB checkpoint's first conv on a one-channel model: the kernel summed over its RGB inputs
+    (timm's ``adapt_input_conv``), so a gray image gives what the same gray image in RGB would."""
+    shape = tuple(variable.shape)
+    if (isinstance(layer, layers.Conv2D) and not isinstance(layer, layers.DepthwiseConv2D) and value.ndim == 4
+            and len(shape) == 4 and shape[2] == 1 and value.shape[2] == 3 and value.shape[:2] == shape[:2]
+            and value.shape[3] == shape[3] and getattr(layer, "groups", 1) == 1):
+        return value.sum(axis=2, keepdims=True)
+    return value
+
+
+def head_layer_names(model, key_map) -> set:
+    """Names of the top-level layers of ``model`` that hold the checkpoint's classifier (``key_map.head``)."""
+    names = set()
+    for top in model.layers:
+        for layer in top._flatten_layers(include_self=True, recursive=True):
+            own = list(layer._trainable_variables) + list(layer._non_trainable_variables)
+            if not own:
+                continue
+            prefix = key_map.reference_prefix(own[0].path.rsplit("/", 1)[0])
+            if prefix is not None and key_map.is_head(prefix + ".weight"):
+                names.add(top.name)
+    return names
 
 
 def weight_owners(model):
@@ -108,13 +139,14 @@ def plan(model, state: dict, key_map) -> dict:
         prefix = key_map.reference_prefix(path)
         if prefix is None:
             continue
-        for variable, suffix, transform in _variables(layer):
+        for variable, suffix, transform in _variables(layer, key_map):
             key = f"{prefix}.{suffix}"
             if key not in state:
                 missing.append(key)
                 continue
             used.add(key)
             value = transform(np.asarray(state[key]), layer)
+            value = _adapt_input_channels(value, variable, layer)
             ok = tuple(value.shape) == tuple(variable.shape)
             if key_map.is_head(key):
                 head_rows.append((variable, value, key))

@@ -1,0 +1,240 @@
+"""Trained weights beyond the per-pair logits (tests/test_weights_pairs.py): where files come from,
+what is refused, how errors read, heads for fine-tuning, and what a model with weights carries.
+
+No network: downloads are served by an ``http.server`` on 127.0.0.1 (and ``file://`` URLs), and the
+checkpoints are torchvision's own state_dicts of randomly initialized models.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import logging
+import threading
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the test extra installs torch")
+torchvision = pytest.importorskip("torchvision")
+
+import keras_cnn  # noqa: E402
+from keras_cnn import weights  # noqa: E402
+from keras_cnn.weights.download import MIRROR_VARIABLE, cache_folder, fetch  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def resnet18_state():
+    """torchvision's resnet18 state_dict with random weights and BatchNorm statistics."""
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.2, generator=generator)
+                module.running_var.uniform_(0.5, 1.5, generator=generator)
+    return model.eval(), model.state_dict()
+
+
+@pytest.fixture
+def resnet18_pth(resnet18_state, tmp_path):
+    path = tmp_path / "resnet18_random.pth"
+    torch.save(resnet18_state[1], path)
+    return path
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch):
+    home = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    monkeypatch.delenv(MIRROR_VARIABLE, raising=False)
+    return home
+
+
+class _Server:
+    """A static file server on 127.0.0.1 that counts the requests for each path."""
+
+    def __init__(self, folder):
+        self.requests = []
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802  (http.server's name)
+                server.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                     functools.partial(Handler, directory=str(folder)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    folder = tmp_path / "served"
+    folder.mkdir()
+    started = _Server(folder)
+    started.folder = folder
+    yield started
+    started.close()
+
+
+# --------------------------------------------------------------------------- downloads
+def test_download_is_cached_and_a_second_call_does_not_download(server, keras_home, resnet18_pth):
+    served = server.folder / "resnet18-0000.pth"
+    served.write_bytes(resnet18_pth.read_bytes())
+    digest = hashlib.sha256(served.read_bytes()).hexdigest()
+
+    first = fetch(f"{server.url}/resnet18-0000.pth", digest)
+    assert first == cache_folder() / "resnet18-0000.pth" and first.read_bytes() == served.read_bytes()
+    assert str(first).startswith(str(keras_home))
+    second = fetch(f"{server.url}/resnet18-0000.pth", digest[:8])  # a prefix is what torchvision publishes
+    assert second == first and server.requests == ["/resnet18-0000.pth"], server.requests
+    assert sorted(p.name for p in cache_folder().iterdir()) == ["resnet18-0000.pth"]
+
+
+def test_file_urls_download_too(tmp_path, keras_home, resnet18_pth):
+    digest = hashlib.sha256(resnet18_pth.read_bytes()).hexdigest()
+    path = fetch(resnet18_pth.as_uri(), digest)
+    assert path.read_bytes() == resnet18_pth.read_bytes()
+
+
+def test_a_wrong_hash_raises_and_leaves_nothing_in_the_cache(server, keras_home, resnet18_pth):
+    (server.folder / "resnet18-0000.pth").write_bytes(resnet18_pth.read_bytes())
+    with pytest.raises(ValueError, match="sha256 .* does not match the published 0123abcd"):
+        fetch(f"{server.url}/resnet18-0000.pth", "0123abcd")
+    assert not cache_folder().exists() or list(cache_folder().iterdir()) == []
+
+
+def test_build_with_a_library_source_downloads_by_the_mirror_and_checks_the_hash(server, keras_home,
+                                                                                 resnet18_pth, monkeypatch):
+    """``weights="torchvision"`` fetches torchvision's file name; served through a mirror with other
+    content, the published hash prefix (f37072fd) refuses it and nothing stays in the cache."""
+    (server.folder / "resnet18-f37072fd.pth").write_bytes(resnet18_pth.read_bytes())
+    monkeypatch.setenv(MIRROR_VARIABLE, server.url)
+    with pytest.raises(ValueError, match="resnet18-f37072fd.pth: sha256 .* does not match the published f37072fd"):
+        keras_cnn.build("resnet18", weights="torchvision")
+    assert server.requests == ["/resnet18-f37072fd.pth"]
+    assert list(cache_folder().iterdir()) == []
+
+
+def test_offline_the_error_names_the_url_and_where_to_put_the_file(keras_home, monkeypatch):
+    monkeypatch.setenv(MIRROR_VARIABLE, "http://127.0.0.1:9")  # the discard port: connection refused
+    with pytest.raises(ValueError) as error:
+        keras_cnn.build("resnet18", weights="torchvision:IMAGENET1K_V1")
+    message = str(error.value)
+    assert "http://127.0.0.1:9/resnet18-f37072fd.pth" in message
+    assert str(cache_folder() / "resnet18-f37072fd.pth") in message
+    assert not list(cache_folder().glob("*"))
+
+
+def test_sources_are_checked_before_anything_is_built():
+    with pytest.raises(ValueError, match="unknown torchvision checkpoint 'IMAGENET1K_V3'.*IMAGENET1K_V2"):
+        keras_cnn.build("resnet50", weights="torchvision:IMAGENET1K_V3")
+    with pytest.raises(ValueError, match="lenet5: no torchvision checkpoint is known.*no published checkpoint"):
+        keras_cnn.build("lenet5", weights="torchvision")
+    with pytest.raises(ValueError, match="neither a file nor a folder"):
+        keras_cnn.build("resnet18", weights="no_such_file.pth")
+
+
+# --------------------------------------------------------------------------- what is refused
+class NotATensor:
+    pass
+
+
+def test_a_pickled_object_other_than_tensors_is_refused(tmp_path, resnet18_state):
+    state = dict(resnet18_state[1])
+    state["trojan"] = NotATensor()
+    torch.save(state, tmp_path / "evil.pth")
+    with pytest.raises(ValueError, match="evil.pth was refused: it holds pickled objects other than tensors"):
+        keras_cnn.build("resnet18", weights=str(tmp_path / "evil.pth"))
+    torch.save(resnet18_state[0], tmp_path / "whole_module.pth")  # a pickled nn.Module, not a state_dict
+    with pytest.raises(ValueError, match="whole_module.pth was refused"):
+        keras_cnn.build("resnet18", weights=str(tmp_path / "whole_module.pth"))
+
+
+def test_damaged_files_are_value_errors(tmp_path, resnet18_pth):
+    content = resnet18_pth.read_bytes()
+    (tmp_path / "cut.pth").write_bytes(content[: len(content) // 3])
+    with pytest.raises(ValueError, match="cut.pth is not a readable PyTorch checkpoint"):
+        keras_cnn.build("resnet18", weights=str(tmp_path / "cut.pth"))
+    (tmp_path / "cut.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(ValueError, match="cut.safetensors is not a readable safetensors file"):
+        keras_cnn.build("resnet18", weights=str(tmp_path / "cut.safetensors"))
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="expected a .safetensors, .pth, .pt or .bin file"):
+        keras_cnn.build("resnet18", weights=str(tmp_path / "notes.txt"))
+
+
+def _numpy_state(resnet18_state):
+    return {k: v.numpy() for k, v in resnet18_state[1].items()}
+
+
+def test_missing_unexpected_and_misshapen_keys_are_listed_and_nothing_is_loaded(resnet18_state):
+    model = keras_cnn.build("resnet18", input_shape=(64, 64, 3))
+    key_map = keras_cnn.get_spec("resnet18").key_maps["torchvision"]
+    before = [np.array(w) for w in model.weights]
+    state = _numpy_state(resnet18_state)
+    del state["layer2.0.conv1.weight"]
+    state["layer9.0.extra.weight"] = np.zeros(3, "float32")
+    state["layer3.1.bn2.running_var"] = np.ones(7, "float32")
+    with pytest.raises(ValueError) as error:
+        weights.transfer(model, state, key_map, source="test.pth")
+    message = str(error.value)
+    assert "missing keys" in message and "layer2.0.conv1.weight" in message
+    assert "unexpected keys" in message and "layer9.0.extra.weight" in message
+    assert "shape mismatches" in message and "layer3.1.bn2.running_var" in message
+    assert "Nothing was loaded" in message
+    assert all(np.array_equal(b, np.array(w)) for b, w in zip(before, model.weights)), "loaded partway"
+
+
+# --------------------------------------------------------------------------- heads, features, channels
+def test_another_number_of_classes_loads_the_backbone_and_starts_the_head_fresh(resnet18_pth, caplog):
+    full = keras_cnn.build("resnet18", weights=str(resnet18_pth), input_shape=(64, 64, 3))
+    with caplog.at_level(logging.WARNING, logger="keras_cnn"):
+        tuned = keras_cnn.build("resnet18", weights=str(resnet18_pth), input_shape=(64, 64, 3), num_classes=10)
+    assert [r.getMessage() for r in caplog.records if "starts fresh" in r.getMessage()], caplog.text
+    assert tuned.get_layer("predictions").kernel.shape == (512, 10)
+    for layer in ("stem_conv", "stage4_block2_conv2_bn"):
+        for a, b in zip(full.get_layer(layer).weights, tuned.get_layer(layer).weights):
+            assert np.array_equal(np.array(a), np.array(b)), layer
+
+
+def test_include_top_false_gives_the_reference_features(resnet18_state, resnet18_pth):
+    reference, _ = resnet18_state
+    images = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype("float32")
+    model = keras_cnn.build("resnet18", weights=str(resnet18_pth), input_shape=(64, 64, 3), include_top=False,
+                            pooling="avg")
+    features = np.asarray(model(images, training=False))
+    trunk = torch.nn.Sequential(*list(reference.children())[:-1])  # without fc
+    normalized = (images - np.array([0.485, 0.456, 0.406], "float32")) / np.array([0.229, 0.224, 0.225], "float32")
+    with torch.no_grad():
+        expected = trunk(torch.from_numpy(normalized.transpose(0, 3, 1, 2))).flatten(1).numpy()
+    assert np.abs(features - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_a_gray_model_sums_the_first_kernel_over_rgb(resnet18_state, resnet18_pth):
+    gray = keras_cnn.build("resnet18", weights=str(resnet18_pth), input_shape=(64, 64, 1))
+    expected = resnet18_state[1]["conv1.weight"].numpy().sum(axis=1, keepdims=True).transpose(2, 3, 1, 0)
+    assert np.allclose(np.array(gray.get_layer("stem_conv").kernel), expected, atol=1e-6)
+    normalization = gray.get_layer("checkpoint_normalization")
+    assert normalization.mean == pytest.approx([np.mean([0.485, 0.456, 0.406])])
+
+
+def test_model_info_lists_the_checkpoints():
+    info = keras_cnn.model_info("resnet50", measure=False)
+    sources = [c["source"] for c in info["checkpoints"]]
+    assert sources == ["torchvision:IMAGENET1K_V2", "torchvision:IMAGENET1K_V1"]
+    first = info["checkpoints"][0]
+    assert first["url"] == "https://download.pytorch.org/models/resnet50-11ad3fa6.pth" and first["downloads"]
+    assert (first["crop_size"], first["resize_size"], first["top1"]) == (224, 232, 80.858)
+    assert keras_cnn.model_info("lenet5", measure=False)["checkpoints"] == []
