@@ -170,13 +170,29 @@ def feature_pooling(x, pooling):
     return x
 
 
-def max_pool(x, pool_size=3, strides=2, *, padding=0, ceil_mode=False, name=None):
+def max_pool(x, pool_size=3, strides=2, *, padding=0, ceil_mode=False, pad_value=0.0, name=None):
     """Max pooling with PyTorch's explicit ``padding`` and ``ceil_mode``.
 
     ``ceil_mode`` adds the extra bottom/right row and column that make the output size round
-    up (torchvision's SqueezeNet and GoogLeNet). Padding is with zeros, so this is exact for
-    non-negative inputs (pools after ReLU), the only place the reference nets use it.
+    up (torchvision's SqueezeNet and GoogLeNet). ``pad_value`` is what fills the padding: zeros
+    (``ZeroPadding2D``), exact for non-negative inputs (pools after a ReLU), or PyTorch's
+    ``float("-inf")``, which a pool reading a raw convolution, a BatchNorm or a leaky ReLU needs
+    (zeros would win where the input is negative). The -inf padding is never materialized (an
+    int8 TFLite calibration cannot take an infinite value): for an odd ``pool_size`` with padding
+    ``pool_size // 2``, PyTorch's windows are those of a stride-1 "same" max-pool (which pads
+    with -inf itself: padded pixels never win) taken at every ``strides``-th position, so that is
+    what is built: ``{name}_same`` (stride 1) then ``{name}``, a 1x1 pool with the stride.
     """
+    if pad_value not in (0, float("-inf")):
+        raise ValueError(f"{name}: pad_value must be 0.0 or float('-inf'), received {pad_value!r}")
+    if pad_value and (padding or ceil_mode):
+        if ceil_mode or pool_size % 2 == 0 or padding != pool_size // 2:
+            raise ValueError(f"{name}: -inf padding is built for an odd pool_size with padding pool_size // 2 and "
+                             f"no ceil_mode, received pool_size={pool_size}, padding={padding}, ceil_mode={ceil_mode}")
+        if strides == 1:
+            return layers.MaxPooling2D(pool_size, 1, padding="same", name=name)(x)
+        x = layers.MaxPooling2D(pool_size, 1, padding="same", name=f"{name}_same" if name else None)(x)
+        return layers.MaxPooling2D(1, strides, name=name)(x)
     height, width = x.shape[1], x.shape[2]
     extra = [0, 0]
     if ceil_mode:

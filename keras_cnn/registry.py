@@ -183,9 +183,11 @@ def build(
         return model
 
     state = checkpoints.read_state_dict(source.path)
-    options = {**(source.checkpoint.options if source.checkpoint else {}), **variant_options}
     guess = source.checkpoint.layout if source.checkpoint else next(
         (c.layout for c in spec.checkpoints), next(iter(spec.key_maps), None))
+    # the options the checkpoint's network needs (a file given by path: its layout's default checkpoint's)
+    declared = source.checkpoint or next((c for c in spec.checkpoints if c.layout == guess), None)
+    options = {**(declared.options if declared else {}), **variant_options}
     preprocessing = checkpoints.preprocessing_for(spec, source, guess, channels=shape[-1])
     model = _assemble(spec, shape, num_classes, include_top, pooling, classifier_activation, options, preprocessing)
     layout = checkpoints.choose_layout(model, spec, state, source)

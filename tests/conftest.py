@@ -1,6 +1,13 @@
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# triton (which PyPI's torch wheels depend on) loads an LLVM-based extension that crashes a process
+# that has loaded TensorFlow first ("Fatal Python error: Segmentation fault" in triton/knobs.py when
+# torchvision or timm is imported after TensorFlow, as it is in a test worker). torch, torchvision and
+# timm run on the CPU without triton, so the test processes hide it. keras_cnn itself only imports
+# torch (torch.load), which does not load triton.
+sys.modules.setdefault("triton", None)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

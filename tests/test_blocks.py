@@ -1,6 +1,7 @@
 """keras_cnn.blocks: the activation factory, conv-BN-activation and the classifier head every family uses."""
 
 import keras
+import numpy as np
 import pytest
 from keras import layers
 
@@ -66,3 +67,26 @@ def test_classifier_head_builds_its_steps_in_order():
     assert names(conv) == ["classifier_conv", "avg_pool", "predictions"]
     assert isinstance(conv.get_layer("predictions"), layers.Activation) and conv.output_shape == (None, 5)
     assert _head().get_layer("predictions").dtype_policy.name == "float32"
+
+
+@pytest.mark.parametrize("size", [6, 7])
+def test_max_pool_minus_inf_padding_is_pytorch_padding(size):
+    """PyTorch's MaxPool2d(3, 2, padding=1) pads with -inf; zeros would win on an all-negative map."""
+    x = -1.0 - np.random.default_rng(0).uniform(size=(1, size, size, 2)).astype("float32")
+
+    def pooled(**kwargs):
+        inputs = keras.Input(x.shape[1:])
+        model = keras.Model(inputs, blocks.max_pool(inputs, 3, 2, padding=1, name="pool", **kwargs))
+        return model, keras.ops.convert_to_numpy(model(x))
+
+    padded = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)], constant_values=-np.inf)
+    out = (size - 1) // 2 + 1
+    expected = np.array([[padded[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max(axis=(0, 1)) for j in range(out)]
+                         for i in range(out)])[None]
+    model, got = pooled(pad_value=float("-inf"))
+    np.testing.assert_array_equal(got, expected)
+    assert [l.name for l in model.layers[1:]] == ["pool_same", "pool"]  # no infinite constant in the graph
+    model, got = pooled()
+    assert isinstance(model.get_layer("pool_pad"), layers.ZeroPadding2D) and got.max() == 0.0
+    with pytest.raises(ValueError, match="-inf padding"):
+        blocks.max_pool(keras.Input((8, 8, 2)), 3, 2, padding=0, ceil_mode=True, pad_value=float("-inf"), name="c")

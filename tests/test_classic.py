@@ -110,8 +110,8 @@ def test_inception_v3_aux_head():
     model = keras_cnn.build("inception_v3", aux_logits=True)
     assert trainable_count(model) == 27_161_264
     assert sorted(model.output_names) == ["aux1", "predictions"]
-    with pytest.raises(ValueError, match="at least 139x139"):
-        keras_cnn.build("inception_v3", aux_logits=True, input_shape=(75, 75, 3))
+    with pytest.raises(ValueError, match="at least 299x299"):
+        keras_cnn.build("inception_v3", aux_logits=True, input_shape=(298, 298, 3))
 
 
 def test_inception_resnet_v1_count_matches_the_papers_figures():

@@ -71,6 +71,7 @@ COVERED = {
     ("export",): "test_train_evaluate_predict_export",
     ("tflite-bench",): "test_train_evaluate_predict_export",
     ("tune",): "test_tune_then_export_its_folder",
+    ("convert",): "test_weights_convert_predict_finetune_export",
     ("bench", "latency"): "test_bench_commands",
     ("bench", "train-speed"): "test_bench_commands",
     ("bench", "repvgg"): "test_bench_commands",
@@ -214,6 +215,60 @@ def test_train_evaluate_predict_export(tmp_path, images, name):
     timing = last_json(bench)
     assert timing["file"].endswith(f"{name}_int8.tflite") and "median" in bench, bench
     assert not list(tmp_path.rglob("*.tmp*")), list(tmp_path.rglob("*.tmp*"))
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """torchvision state_dicts (random weights) of resnet18 and mobilenet_v3_small, as a user's .pth files."""
+    torch = pytest.importorskip("torch", reason="the test extra installs torch")
+    torchvision = pytest.importorskip("torchvision")
+    folder = tmp_path_factory.mktemp("checkpoints")
+    torch.manual_seed(0)
+    for name in ("resnet18", "mobilenet_v3_small"):
+        torch.save(torchvision.models.get_model(name, weights=None).state_dict(), folder / f"{name}.pth")
+    return folder
+
+
+def _history_losses(run_dir: Path) -> list[float]:
+    import csv
+
+    with open(run_dir / "history.csv", newline="") as f:
+        return [float(row["loss"]) for row in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_weights_convert_predict_finetune_export(tmp_path, images, checkpoints):
+    """The README's trained-weights commands with a checkpoint file: convert to .keras, predict with it
+    in a new process (ImageNet names, the checkpoint's crop), fine-tune resnet18 and mobilenet_v3_small
+    on digits with a new 10-class head (frozen backbone for the first epoch; the loss falls), and
+    export a registry name with --weights (the report carries the checkpoint's preprocessing)."""
+    report = printed_json(run(tmp_path, "convert", "resnet18", checkpoints / "resnet18.pth",
+                              "--output", "resnet18.keras").stdout)
+    assert (tmp_path / "resnet18.keras").is_file() and report["classes"] == 1000, report
+    assert report["checkpoint"]["mean"] == [0.485, 0.456, 0.406], report
+
+    predicted = run(tmp_path, "predict", "resnet18.keras", images).stdout.strip().splitlines()
+    imagenet = set((ROOT / "keras_cnn" / "weights" / "imagenet_classes.txt").read_text().splitlines())
+    assert len(predicted) == 4, predicted
+    for line in predicted:
+        names = [entry.rsplit(" ", 1)[0] for entry in line.split(": ", 1)[1].split(", ")]
+        assert len(names) == 5 and set(names) <= imagenet, line
+
+    for name in ("resnet18", "mobilenet_v3_small"):
+        run_dir = tmp_path / "runs" / f"{name}_tuned"
+        summary = last_json(run(tmp_path, "train", name, "--weights", checkpoints / f"{name}.pth", "--dataset",
+                                "digits", "--epochs", 3, "--freeze-epochs", 1, "--limit", 512, "--verbose", 0,
+                                "--output", run_dir.relative_to(tmp_path)).stdout)
+        losses = _history_losses(run_dir)
+        assert len(losses) == 3 and losses[-1] < losses[0], (name, losses)
+        assert summary["test_top1"] > 0.3, summary
+        assert json.loads((run_dir / "config.json").read_text())["weights"] == str(checkpoints / f"{name}.pth")
+
+    out = tmp_path / "exported"
+    report = printed_json(run(tmp_path, "export", "mobilenet_v3_small", "--weights", checkpoints /
+                              "mobilenet_v3_small.pth", "--output", out).stdout)
+    assert (out / "mobilenet_v3_small.tflite").is_file() and report["max_abs_diff_vs_keras"] <= 1e-4, report
+    assert report["input"]["checkpoint"]["crop_size"] == 224 and len(report["class_names"]) == 1000, report
 
 
 @pytest.mark.slow

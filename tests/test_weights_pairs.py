@@ -40,9 +40,58 @@ RESNET_PAIRS = [
     ("resnext101_32x8d", "torchvision:resnext101_32x8d", 64, {}),
     ("resnext101_64x4d", "torchvision:resnext101_64x4d", 64, {}),
 ]
+# VGG at 32 pools a 1x1 map up to 7x7, a map the same at every position; vgg11 at 64 (2x2 -> 7x7, uneven bins)
+# and alexnet_owt at 224 (its own 6x6) have maps that vary, so they check the first Dense's NCHW -> NHWC row
+# order in full (an H/W swap passes at 1x1). SqueezeNet's ceil-mode pools at 64.
+CLASSIC_PAIRS = [
+    ("vgg11", "torchvision:vgg11", 64, {}),
+    *[(name, f"torchvision:{name}", 32, {}) for name in
+      ("vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")],
+    ("alexnet_owt", "torchvision:alexnet", 224, {}),
+    ("squeezenet1_0", "torchvision:squeezenet1_0", 64, {}),
+    ("squeezenet1_1", "torchvision:squeezenet1_1", 64, {}),
+]
+DENSENET_PAIRS = [(name, f"torchvision:{name}", 64, {}) for name in
+                  ("densenet121", "densenet161", "densenet169", "densenet201")]
+# torchvision's googlenet / inception_v3 files run with transform_input=True, i.e. (x - 0.5) / 0.5: our rows declare
+# that normalization, and the reference here (weights=None: transform_input=False) is fed the images normalized by
+# our model's own normalization layer, so the pair holds either way. googlenet's checkpoint is the
+# torchvision_style net (a file given by path needs the option). Inception v3's smallest input is 75.
+INCEPTION_PAIRS = [
+    ("googlenet", "torchvision:googlenet", 64, {"torchvision_style": True}),
+    ("inception_v3", "torchvision:inception_v3", 75, {}),
+]
+SE_PAIRS = [  # Cadene's SENets as timm's legacy_se* build them
+    ("se_resnet50", "timm:legacy_seresnet50", 64, {}),
+    ("se_resnext50_32x4d", "timm:legacy_seresnext50_32x4d", 64, {}),
+]
+MOBILENET_PAIRS = [(name, f"torchvision:{name}", 64, {})
+                   for name in ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")]
+SHUFFLENET_PAIRS = [(f"shufflenet_v2_{width}", f"torchvision:shufflenet_v2_{width}", 64, {})
+                    for width in ("x0_5", "x1_0", "x1_5", "x2_0")]
+CSP_DARKNET_PAIRS = [  # timm's cspnet.py; its darknet53 was trained with LeakyReLU(0.01)
+    ("cspresnet50", "timm:cspresnet50", 64, {}),
+    ("cspresnext50", "timm:cspresnext50", 64, {}),
+    ("cspdarknet53", "timm:cspdarknet53", 64, {}),
+    ("darknet53", "timm:darknet53", 64, {"leaky_slope": 0.01}),
+]
+# timm's train-time RepVGG (no b1g2 in timm); the B nets from b1 on are big: their smallest input, 32.
+REPVGG_PAIRS = [(f"repvgg_{key}", f"timm:repvgg_{key}", 64, {}) for key in ("a0", "a1", "a2", "b0")] + [
+    (f"repvgg_{key}", f"timm:repvgg_{key}", 32, {}) for key in ("b1", "b1g4", "b2", "b2g4", "b3", "b3g4")]
+# timm's Cadene ports of the TF-slim nets at their smallest input (75). Xception ("extreme Inception"): timm's
+# legacy_xception runs PyTorch's BN epsilon and symmetric pool padding (the checkpoint row's options); at 91 two of its
+# pooled maps have even sizes, where that padding differs from TensorFlow's "same" (at 71 every one is odd).
+TIMM_INCEPTION_PAIRS = [
+    ("inception_v4", "timm:inception_v4", 75, {}),
+    ("inception_resnet_v2", "timm:inception_resnet_v2", 75, {}),
+    ("xception", "timm:legacy_xception", 91, {"bn_epsilon": 1e-5, "pool_padding": "symmetric"}),
+]
+# timm's resnetv2 (pre-activation); its stem pool pads a raw conv output with -inf (resnetv2_152: no weights, same map)
+RESNET_V2_PAIRS = [(f"resnet{depth}_v2", f"timm:resnetv2_{depth}", 64, {}) for depth in (50, 101, 152)]
 # (other families add their blocks here)
 
-PAIRS = [*RESNET_PAIRS]
+PAIRS = [*RESNET_PAIRS, *SE_PAIRS, *CSP_DARKNET_PAIRS, *REPVGG_PAIRS, *CLASSIC_PAIRS, *DENSENET_PAIRS, *INCEPTION_PAIRS,
+         *MOBILENET_PAIRS, *SHUFFLENET_PAIRS, *TIMM_INCEPTION_PAIRS, *RESNET_V2_PAIRS]
 
 
 def reference_model(reference: str):
@@ -109,3 +158,66 @@ def check_pair(name, reference, size, options, folder):
 @pytest.mark.parametrize("name,reference,size,options", PAIRS, ids=[row[0] for row in PAIRS])
 def test_reference_weights_give_reference_logits(name, reference, size, options, tmp_path):
     check_pair(name, reference, size, options, tmp_path)
+
+
+# --------------------------------------------------------------------------- DenseNet's old key names, aux heads
+def assert_logits_match(what, got, expected):
+    got, expected = np.asarray(got), np.asarray(expected)
+    assert got.shape == expected.shape, (what, got.shape, expected.shape)
+    diff, scale = float(np.abs(got - expected).max()), float(np.abs(expected).max())
+    assert diff <= RELATIVE_TOLERANCE * scale, f"{what}: max |diff| {diff:.3g} > {RELATIVE_TOLERANCE} x {scale:.3g}"
+
+
+def test_densenet_reads_torchvision_published_key_names(tmp_path):
+    """torchvision's published DenseNet files say ``denselayer1.norm.1.weight`` for ``norm1``: the key map's
+    aliases (torchvision's own rename) read them."""
+    import re
+
+    import keras_cnn
+
+    model = reference_model("torchvision:densenet121")
+    old = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", key): value
+           for key, value in model.state_dict().items()}
+    assert "features.denseblock1.denselayer1.norm.1.weight" in old and "features.norm0.weight" in old
+    torch.save(old, tmp_path / "published_names.pth")
+    ours = keras_cnn.build("densenet121", weights=str(tmp_path / "published_names.pth"), input_shape=(64, 64, 3),
+                           classifier_activation=None)
+    images = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype("float32")
+    normalization = ours.get_layer("checkpoint_normalization")
+    assert_logits_match("densenet121", ours(images, training=False),
+                        reference_logits(model, images, normalization.mean, normalization.std))
+
+
+# our aux output -> (reference module whose output feeds the aux head, the reference aux head)
+AUX_PAIRS = [
+    ("googlenet", "torchvision:googlenet", 96, {"torchvision_style": True},
+     {"aux1": ("inception4a", "aux1"), "aux2": ("inception4d", "aux2")}),
+    ("inception_v3", "torchvision:inception_v3", 299, {}, {"aux1": ("Mixed_6e", "AuxLogits")}),
+]
+
+
+@pytest.mark.parametrize("name,reference,size,options,heads", AUX_PAIRS, ids=[row[0] for row in AUX_PAIRS])
+def test_aux_heads_load_from_the_checkpoint(name, reference, size, options, heads, tmp_path):
+    """With ``aux_logits=True`` the checkpoint's aux heads load too (without it the key map ignores them, as the
+    pairs above check); torchvision runs its aux heads only in training, so they are applied here to the
+    features they read."""
+    import keras_cnn
+
+    model = reference_model(reference)
+    torch.save(model.state_dict(), tmp_path / "reference.pth")
+    ours = keras_cnn.build(name, weights=str(tmp_path / "reference.pth"), input_shape=(size, size, 3),
+                           classifier_activation=None, aux_logits=True, **options)
+    images = np.random.default_rng(0).uniform(0, 1, (2, size, size, 3)).astype("float32")
+    normalization = ours.get_layer("checkpoint_normalization")
+    features = {}
+    hooks = [getattr(model, source).register_forward_hook(lambda _m, _i, out, key=key: features.update({key: out}))
+             for key, (source, _) in heads.items()]
+    expected = {"predictions": reference_logits(model, images, normalization.mean, normalization.std)}
+    for hook in hooks:
+        hook.remove()
+    with torch.no_grad():
+        expected.update({key: getattr(model, head)(features[key]).numpy() for key, (_, head) in heads.items()})
+    got = ours(images, training=False)
+    assert sorted(got) == sorted(expected)
+    for key in expected:
+        assert_logits_match(f"{name} {key}", got[key], expected[key])

@@ -11,6 +11,8 @@
 
 The flattening head pools adaptively to 6x6 first (torchvision's way): the identity at the
 default input, and the same classifier parameters at any input of at least the minimum size.
+Trained weights: ``alexnet_owt`` loads torchvision's ``alexnet`` (alexnet-owt-7be5be79.pth); the
+first Dense's rows go from PyTorch's NCHW flattening to ours when the weights load.
 
 Example:
     >>> import keras_cnn
@@ -24,7 +26,7 @@ from keras import layers
 
 from keras_cnn.blocks import check_choice, check_range, classifier_head, max_pool, symmetric_conv
 from keras_cnn.layers.lrn import LocalResponseNormalization
-from keras_cnn.models.spec import BOOL, DROPOUT, Recipe, Variant, register_model
+from keras_cnn.models.spec import BOOL, DROPOUT, KeyMap, Recipe, Variant, register_model, torchvision_checkpoint
 
 # conv layers: (filters, kernel, stride, padding, groups, then: "lrn"/"pool" markers)
 ALEXNET_PAPER = ((96, 11, 4, 0, 1, "lrn", "pool"), (256, 5, 1, 2, 2, "lrn", "pool"), (384, 3, 1, 1, 1),
@@ -64,6 +66,29 @@ def fc_layers(x, *, width, dropout):
     return x
 
 
+#: torchvision ``alexnet`` (our ``alexnet_owt``): its weights enum.
+TORCHVISION_CHECKPOINTS = {
+    "alexnet_owt": (
+        torchvision_checkpoint("alexnet-owt-7be5be79.pth", top1=56.522),
+    ),
+}
+#: torchvision alexnet: ``features`` = conv, ReLU, pool, conv, ReLU, pool, (conv, ReLU) x3, pool;
+#: ``classifier`` = Dropout, Linear, ReLU, Dropout, Linear, ReLU, Linear (ours: fc1, fc2, predictions).
+TORCHVISION_KEYS = KeyMap(
+    rules=(
+        (r"conv1", "features.0"),
+        (r"conv2", "features.3"),
+        (r"conv3", "features.6"),
+        (r"conv4", "features.8"),
+        (r"conv5", "features.10"),
+        (r"fc1", "classifier.1"),
+        (r"fc2", "classifier.4"),
+        (r"predictions", "classifier.6"),
+    ),
+    head=("classifier.6",),
+    ignore=(r"classifier\.[14]\..*",),  # fc1/fc2 load with the top; include_top=False builds neither: skipped
+)
+
 #: AlexNet and ZFNet have no BatchNorm: AdamW at the default 1e-3 diverges.
 NO_BATCHNORM_RECIPE = Recipe(learning_rate=1e-4, why="no BatchNorm: a 10x smaller rate keeps it from diverging")
 
@@ -78,7 +103,8 @@ NO_BATCHNORM_RECIPE = Recipe(learning_rate=1e-4, why="no BatchNorm: a 10x smalle
                 accuracy="top-1 61.9 (osmr)", follows="paper widths as one stream (no groups)"),
         Variant("alexnet_owt", {"config": "owt", "lrn": False}, params=61_100_840, macs=0.714e9,
                 input_shape=(224, 224, 3), min_input_size=63, accuracy="top-1 56.52",
-                follows="torchvision alexnet (one weird trick)"),
+                follows="torchvision alexnet (one weird trick)", checkpoints=TORCHVISION_CHECKPOINTS["alexnet_owt"],
+                key_maps={"torchvision": TORCHVISION_KEYS}),
     ],
     recipe=NO_BATCHNORM_RECIPE,
     tuner_knobs={"dropout": DROPOUT, "lrn": BOOL},

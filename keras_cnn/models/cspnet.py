@@ -18,7 +18,7 @@ from keras_cnn.blocks import check_choice, classifier_head, conv_bn_act, max_poo
 from keras_cnn.layers.channel_shuffle import ChannelSplit
 from keras_cnn.models.darknet import darknet_residual
 from keras_cnn.models.resnet import bottleneck_block
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.models.spec import KeyMap, Variant, register_model, timm_checkpoint
 
 #: timm's ConvNormAct with leaky_relu: LeakyReLU with slope 0.01 (layers ``{name}_act``).
 ACTIVATION = ("leaky_relu", 0.01)
@@ -74,6 +74,25 @@ CSP_VARIANTS = {
 CSP_REFERENCE = {"cspresnet50": (21.62e6, 4.54e9, "79.6"), "cspresnext50": (20.57e6, 4.05e9, "80.5"),
                  "cspdarknet53": (27.64e6, 6.57e9, "80.1")}
 
+#: timm's checkpoints (``timm.models.get_pretrained_cfg``): trained and evaluated at 256, crop 0.887.
+TIMM_CHECKPOINTS = {
+    name: (timm_checkpoint(f"{name}.ra_in1k", crop_size=256, crop_pct=0.887, interpolation="bilinear"),)
+    for name in CSP_VARIANTS
+}
+#: timm's ``cspnet.py`` state_dict (``CspNet``: ``stem.conv1``, ``stages.N`` of ``CrossStage``) onto our layer names.
+TIMM_KEYS = KeyMap(
+    rules=(
+        (r"stem_(conv|bn)", "stem.conv1.{1}"),
+        (r"stage(\d+)_down_(conv|bn)", "stages.{1-1}.conv_down.{2}"),
+        (r"stage(\d+)_expand_(conv|bn)", "stages.{1-1}.conv_exp.{2}"),
+        (r"stage(\d+)_block(\d+)_conv(\d)_(conv|bn)", "stages.{1-1}.blocks.{2-1}.conv{3}.{4}"),
+        (r"stage(\d+)_transition_b_(conv|bn)", "stages.{1-1}.conv_transition_b.{2}"),
+        (r"stage(\d+)_transition_(conv|bn)", "stages.{1-1}.conv_transition.{2}"),
+        (r"predictions", "head.fc"),
+    ),
+    head=("head.fc",),
+)
+
 
 @register_model(
     family="cspnet",
@@ -82,8 +101,10 @@ CSP_REFERENCE = {"cspresnet50": (21.62e6, 4.54e9, "79.6"), "cspresnext50": (20.5
     follows="timm cspnet.py (CrossStage; leaky ReLU 0.01)",
     variants=[Variant(name, config, params=int(ref[0]), params_tolerance=0.005, macs=ref[1],
                       accuracy=f"top-1 {ref[2]} (timm)",
-                      notes="the reference (timm's model card) gives millions; the exact count is in docs/MODELS.md")
+                      notes="the reference (timm's model card) gives millions; the exact count is in docs/MODELS.md",
+                      checkpoints=TIMM_CHECKPOINTS[name])
               for name, config in CSP_VARIANTS.items() for ref in [CSP_REFERENCE[name]]],
+    key_maps={"timm": TIMM_KEYS},
 )
 def cspnet(*, inputs, num_classes, include_top, pooling, classifier_activation, stem=(64, 7, "max"),
            depths=(3, 3, 5, 2), widths=(128, 256, 512, 1024), strides=(1, 2), groups=1, expand_ratio=1.0,
@@ -99,8 +120,8 @@ def cspnet(*, inputs, num_classes, include_top, pooling, classifier_activation, 
     stem_channels, stem_kernel, stem_pool = stem
     stride = 2 if stem_pool else 1
     x = conv_bn_act(inputs, stem_channels, stem_kernel, strides=stride, activation=ACTIVATION, name="stem")
-    if stem_pool:
-        x = max_pool(x, 3, 2, padding=1, name="stem_pool")
+    if stem_pool:  # timm's MaxPool2d pads with -inf: the leaky ReLU before it can be negative
+        x = max_pool(x, 3, 2, padding=1, pad_value=float("-inf"), name="stem_pool")
     n = len(depths)
     per_stage = zip(depths, widths, _per_stage(strides, n), _per_stage(expand_ratio, n), _per_stage(bottle_ratio, n),
                     _per_stage(block_ratio, n))

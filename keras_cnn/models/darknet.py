@@ -5,7 +5,8 @@
 - Redmon & Farhadi, "YOLOv3: An Incremental Improvement", 2018, https://arxiv.org/abs/1804.02767
   (Table 1; timm darknet53 classifier head).
 
-Every conv is conv (no bias) - BN - LeakyReLU(0.1).
+Every conv is conv (no bias) - BN - LeakyReLU(0.1), the papers' slope; timm's Darknet-53
+checkpoint was trained with PyTorch's default 0.01 (``leaky_slope=0.01``, which its checkpoint row sets).
 
 Example:
     >>> import keras_cnn
@@ -15,8 +16,8 @@ Example:
 
 from keras import layers
 
-from keras_cnn.blocks import classifier_head, conv_bn_act
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.blocks import check_range, classifier_head, conv_bn_act
+from keras_cnn.models.spec import KeyMap, Variant, register_model, timm_checkpoint
 
 #: Darknet's activation: LeakyReLU with slope 0.1 (layers ``{name}_act`` of :func:`conv_bn_act`).
 ACTIVATION = ("leaky_relu", 0.1)
@@ -65,21 +66,49 @@ def darknet_residual(x, *, bottle_ratio=0.5, groups=1, activation=ACTIVATION, na
     return layers.Add(name=f"{name}_add")([x, y])
 
 
+#: timm's darknet53 checkpoint (``timm.models.get_pretrained_cfg``), trained with LeakyReLU(0.01).
+DARKNET53_CHECKPOINTS = (
+    timm_checkpoint("darknet53.c2ns_in1k", crop_size=256, crop_pct=0.887, interpolation="bicubic",
+                    options={"leaky_slope": 0.01}),
+)
+#: timm's ``cspnet.py`` ``darknet53`` state_dict (``stem.conv1``, ``stages.N`` of ``DarkStage``) onto our layer names.
+DARKNET53_TIMM_KEYS = KeyMap(
+    rules=(
+        (r"stem_(conv|bn)", "stem.conv1.{1}"),
+        (r"stage(\d+)_down_(conv|bn)", "stages.{1-1}.conv_down.{2}"),
+        (r"stage(\d+)_block(\d+)_conv(\d)_(conv|bn)", "stages.{1-1}.blocks.{2-1}.conv{3}.{4}"),
+        (r"predictions", "head.fc"),
+    ),
+    head=("head.fc",),
+)
+
+
 @register_model(
     family="darknet",
     paper="YOLOv3: An Incremental Improvement",
     url="https://arxiv.org/abs/1804.02767", year=2018, input_shape=(256, 256, 3),
     variants=[Variant("darknet53", params=41_609_928, macs=7.13e9, accuracy="top-1 77.2 / top-5 93.8",
                       follows="paper Table 1 / timm darknet53 (global average pool, Dense classifier)",
-                      notes="reference MACs at 224; default input 256 as in the paper")],
+                      notes="reference MACs at 224; default input 256 as in the paper",
+                      checkpoints=DARKNET53_CHECKPOINTS)],
+    key_maps={"timm": DARKNET53_TIMM_KEYS},
 )
-def darknet53(*, inputs, num_classes, include_top, pooling, classifier_activation, depths=(1, 2, 8, 8, 4)):
-    """Darknet-53: a 3x3 stem and five stride-2 stages of residual blocks (1, 2, 8, 8, 4)."""
-    x = conv_bn_act(inputs, 32, 3, activation=ACTIVATION, name="stem")
+def darknet53(*, inputs, num_classes, include_top, pooling, classifier_activation, depths=(1, 2, 8, 8, 4),
+              leaky_slope=0.1):
+    """Darknet-53: a 3x3 stem and five stride-2 stages of residual blocks (1, 2, 8, 8, 4).
+
+    Args:
+        depths: residual blocks per stage.
+        leaky_slope: negative slope of every LeakyReLU: 0.1 in the paper (darknet's cfg), 0.01 in
+            timm's checkpoint (PyTorch's default).
+    """
+    check_range(leaky_slope, 0.0, 1.0, "leaky_slope", "darknet53")
+    activation = ("leaky_relu", leaky_slope)
+    x = conv_bn_act(inputs, 32, 3, activation=activation, name="stem")
     for stage, depth in enumerate(depths, start=1):
-        x = conv_bn_act(x, 32 * 2**stage, 3, strides=2, activation=ACTIVATION, name=f"stage{stage}_down")
+        x = conv_bn_act(x, 32 * 2**stage, 3, strides=2, activation=activation, name=f"stage{stage}_down")
         for i in range(depth):
-            x = darknet_residual(x, name=f"stage{stage}_block{i + 1}")
+            x = darknet_residual(x, activation=activation, name=f"stage{stage}_block{i + 1}")
     return classifier_head(x, include_top, pooling, num_classes, classifier_activation)
 
 

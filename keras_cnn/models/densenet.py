@@ -6,6 +6,10 @@ BN-ReLU-Conv1x1(bn_size * k)-BN-ReLU-Conv3x3(k) concatenated to its input; trans
 BN-ReLU-Conv1x1(compression * c)-AvgPool 2/2. ``densenet_bc_100_k12`` is the paper's CIFAR
 DenseNet-BC (depth 100, k=12; the "DenseNet-BC 768K" of the Fashion-MNIST benchmark).
 
+The four ImageNet nets load torchvision's checkpoints (``weights="torchvision"``) through
+:data:`TORCHVISION_KEYS`; torchvision's published files still carry the old key names
+(``denselayer1.norm.1.weight`` for ``norm1``), which the map's aliases rename as torchvision does.
+
 Example:
     >>> import keras_cnn
     >>> keras_cnn.build("densenet121", num_classes=10).output_shape
@@ -27,7 +31,7 @@ from keras_cnn.blocks import (
     max_pool,
     symmetric_conv,
 )
-from keras_cnn.models.spec import DROPOUT, Variant, register_model
+from keras_cnn.models.spec import DROPOUT, KeyMap, Variant, register_model, torchvision_checkpoint
 
 
 def bn_relu(x, name):
@@ -71,6 +75,39 @@ VARIANTS = {
                                params=20_013_928, macs=4.29e9, top1="76.90"),
 }
 
+TORCHVISION_CHECKPOINTS = {
+    "densenet121": (
+        torchvision_checkpoint("densenet121-a639ec97.pth", top1=74.434),
+    ),
+    "densenet161": (
+        torchvision_checkpoint("densenet161-8d451a50.pth", top1=77.138),
+    ),
+    "densenet169": (
+        torchvision_checkpoint("densenet169-b2777c0a.pth", top1=75.6),
+    ),
+    "densenet201": (
+        torchvision_checkpoint("densenet201-c1103571.pth", top1=76.896),
+    ),
+}
+#: torchvision's DenseNet state_dict (``torchvision.models.densenet``) onto our layer names. The
+#: alias is torchvision's own ``_load_state_dict`` regex: its published files say
+#: ``denselayer1.norm.1.weight`` where the module now has ``denselayer1.norm1.weight``.
+TORCHVISION_KEYS = KeyMap(
+    rules=(
+        (r"stem_conv", "features.conv0"),
+        (r"stem_bn", "features.norm0"),
+        (r"block(\d+)_layer(\d+)_([12])_conv", "features.denseblock{1}.denselayer{2}.conv{3}"),
+        (r"block(\d+)_layer(\d+)_([12])_bn", "features.denseblock{1}.denselayer{2}.norm{3}"),
+        (r"transition(\d+)_conv", "features.transition{1}.conv"),
+        (r"transition(\d+)_bn", "features.transition{1}.norm"),
+        (r"final_bn", "features.norm5"),
+        (r"predictions", "classifier"),
+    ),
+    head=("classifier",),
+    aliases=((r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$",
+              r"\1\2"),),
+)
+
 
 @register_model(
     family="densenet",
@@ -78,7 +115,8 @@ VARIANTS = {
     url="https://arxiv.org/abs/1608.06993", year=2017,
     follows="paper Table 1 / torchvision densenet",
     variants=[Variant(name, row.config, params=row.params, macs=row.macs, accuracy=f"top-1 {row.top1}",
-                      keras_applications=("DenseNet121", {}) if name == "densenet121" else None)
+                      keras_applications=("DenseNet121", {}) if name == "densenet121" else None,
+                      checkpoints=TORCHVISION_CHECKPOINTS.get(name, ()))
               for name, row in VARIANTS.items()]
     + [Variant("densenet_bc_100_k12",
                {"growth_rate": 12, "block_config": (16, 16, 16), "num_init_features": 24, "stem": "cifar"},
@@ -88,6 +126,7 @@ VARIANTS = {
                notes="count derived from the definition [C]; the paper prints 0.8M, the Fashion-MNIST "
                      "benchmark 768K (it counts the 1-channel stem)")],
     tuner_knobs={"dropout": DROPOUT},
+    key_maps={"torchvision": TORCHVISION_KEYS},
 )
 def densenet(*, inputs, num_classes, include_top, pooling, classifier_activation, growth_rate=32,
              block_config=(6, 12, 24, 16), num_init_features=64, bn_size=4, compression=0.5, stem="imagenet",

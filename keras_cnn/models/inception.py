@@ -13,6 +13,15 @@
   https://arxiv.org/abs/1512.00567 (Table 1; torchvision inception_v3, average pools counting
   their zero padding as torchvision does).
 
+Trained weights: ``googlenet`` loads torchvision's checkpoint into its ``torchvision_style=True``
+net (the checkpoint row sets the option; a copy passed by path needs ``torchvision_style=True``),
+``inception_v3`` torchvision's ``inception_v3_google``. torchvision runs both with
+``transform_input=True``, which turns its ImageNet-normalized input into ``(x - 0.5) / 0.5``; so
+their rows declare mean = std = 0.5 and our nets take that normalization directly (the pair test
+builds the reference with ``transform_input=False`` and feeds it the same normalized images).
+The checkpoints hold the auxiliary heads (``aux1``/``aux2``, ``AuxLogits``): with
+``aux_logits=True`` they load into ours, without it the key maps ignore them.
+
 A branch is a list of ops: ``(filters, kernel[, strides[, padding]])`` is a conv (kernel an int
 or (kh, kw); padding ``"same"`` symmetric, ``"valid"`` or an int), ``("avg", k)`` a stride-1
 average pool that counts its zero padding, ``("avg_same", k)`` one that does not, ``("max", k,
@@ -35,9 +44,11 @@ from keras import layers
 from keras_cnn.blocks import classifier_head, conv_act, conv_bn_act, max_pool, predictions
 from keras_cnn.layers.adaptive_pool import AdaptiveAveragePooling2D
 from keras_cnn.layers.lrn import LocalResponseNormalization
-from keras_cnn.models.spec import DROPOUT, Recipe, Variant, register_model
+from keras_cnn.models.spec import DROPOUT, KeyMap, Recipe, Variant, register_model, torchvision_checkpoint
 
 AUX_LOSS_WEIGHT = 0.3
+#: torchvision's transform_input=True maps ImageNet-normalized input to (x - 0.5) / 0.5.
+TRANSFORM_INPUT = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 #: Training defaults of the whole Inception line (also inception_v4.py).
 RECIPE = Recipe(label_smoothing=0.1, why="Inception line: label smoothing 0.1 (Szegedy 2016)")
 
@@ -109,15 +120,40 @@ def googlenet_aux(x, num_classes, classifier_activation, *, torchvision_style, n
     return predictions(x, num_classes, classifier_activation, name=name)
 
 
+GOOGLENET_CHECKPOINTS = (
+    torchvision_checkpoint("googlenet-1378be20.pth", top1=69.778, options={"torchvision_style": True},
+                           **TRANSFORM_INPUT),
+)
+#: torchvision's googlenet state_dict (``torchvision.models.googlenet``) onto the
+#: ``torchvision_style=True`` net; the aux heads' keys are ignored when it is built without them.
+GOOGLENET_TORCHVISION_KEYS = KeyMap(
+    rules=(
+        (r"conv1_(conv|bn)", "conv1.{1}"),
+        (r"conv2_reduce_(conv|bn)", "conv2.{1}"),
+        (r"conv2_(conv|bn)", "conv3.{1}"),
+        (r"inception(\d[a-e])_b1_1_(conv|bn)", "inception{1}.branch1.{2}"),
+        (r"inception(\d[a-e])_b([234])_(\d)_(conv|bn)", "inception{1}.branch{2}.{3-1}.{4}"),
+        (r"aux([12])_conv_(conv|bn)", "aux{1}.conv.{2}"),
+        (r"aux([12])_fc1", "aux{1}.fc1"),
+        (r"aux([12])", "aux{1}.fc2"),
+        (r"predictions", "fc"),
+    ),
+    head=("fc", "aux1.fc2", "aux2.fc2"),
+    ignore=(r".*\.num_batches_tracked", r"aux[12]\..*"),
+)
+
+
 @register_model(
     family="googlenet", paper="Going Deeper with Convolutions", url="https://arxiv.org/abs/1409.4842", year=2015,
     min_input_size=32,
     variants=[Variant("googlenet", params=6_998_552, macs=1.58e9, accuracy="top-1/5 69.8/89.6 (slim)",
                       follows="paper Table 1 (Caffe bvlc_googlenet: LRN, biases, no BN)",
                       notes="aux_logits=True: 13,378,280 params; torchvision_style=True: 6,624,904 "
-                            "(13,004,888 with aux); counts derived from Table 1 [C]")],
+                            "(13,004,888 with aux); counts derived from Table 1 [C]",
+                      checkpoints=GOOGLENET_CHECKPOINTS)],
     recipe=RECIPE,
     tuner_knobs={"dropout": DROPOUT},
+    key_maps={"torchvision": GOOGLENET_TORCHVISION_KEYS},
 )
 def googlenet(*, inputs, num_classes, include_top, pooling, classifier_activation, aux_logits=False,
               torchvision_style=False, dropout=None):
@@ -256,6 +292,40 @@ V3_E = ([(320, 1)], [(384, 1), ("fork", (384, (1, 3)), (384, (3, 1)))],
 V3_MODULES = (("mixed5b", v3_a(32)), ("mixed5c", v3_a(64)), ("mixed5d", v3_a(64)), ("mixed6a", V3_B),
               ("mixed6b", v3_c(128)), ("mixed6c", v3_c(160)), ("mixed6d", v3_c(160)), ("mixed6e", v3_c(192)),
               ("mixed7a", V3_D), ("mixed7b", V3_E), ("mixed7c", V3_E))
+#: Smallest input of the auxiliary head: its 5x5/3 pool and 5x5 conv need mixed6e's map at 17x17.
+V3_AUX_MIN_INPUT = 299
+
+INCEPTION_V3_CHECKPOINTS = (
+    torchvision_checkpoint("inception_v3_google-0cc3c7bd.pth", crop_size=299, resize_size=342, top1=77.294,
+                           **TRANSFORM_INPUT),
+)
+#: torchvision's inception_v3 state_dict (``torchvision.models.inception``) onto our layer names:
+#: module by module, our branch ``b{n}_{i}`` (fork halves ``_a``/``_b``) to torchvision's branch names.
+INCEPTION_V3_TORCHVISION_KEYS = KeyMap(
+    rules=(
+        (r"conv(1a|2a|2b|4a)_(conv|bn)", "Conv2d_{1}_3x3.{2}"),
+        (r"conv(3b)_(conv|bn)", "Conv2d_{1}_1x1.{2}"),
+        (r"mixed(5[bcd]|6[b-e]|7[bc])_b1_1_(conv|bn)", "Mixed_{1}.branch1x1.{2}"),
+        (r"mixed(5[bcd]|6[b-e]|7[bc])_b4_2_(conv|bn)", "Mixed_{1}.branch_pool.{2}"),
+        (r"mixed(5[bcd])_b2_(\d)_(conv|bn)", "Mixed_{1}.branch5x5_{2}.{3}"),  # InceptionA
+        (r"mixed(5[bcd])_b3_(\d)_(conv|bn)", "Mixed_{1}.branch3x3dbl_{2}.{3}"),
+        (r"mixed(6a)_b1_1_(conv|bn)", "Mixed_{1}.branch3x3.{2}"),  # InceptionB
+        (r"mixed(6a)_b2_(\d)_(conv|bn)", "Mixed_{1}.branch3x3dbl_{2}.{3}"),
+        (r"mixed(6[b-e])_b2_(\d)_(conv|bn)", "Mixed_{1}.branch7x7_{2}.{3}"),  # InceptionC
+        (r"mixed(6[b-e])_b3_(\d)_(conv|bn)", "Mixed_{1}.branch7x7dbl_{2}.{3}"),
+        (r"mixed(7a)_b1_(\d)_(conv|bn)", "Mixed_{1}.branch3x3_{2}.{3}"),  # InceptionD
+        (r"mixed(7a)_b2_(\d)_(conv|bn)", "Mixed_{1}.branch7x7x3_{2}.{3}"),
+        (r"mixed(7[bc])_b2_1_(conv|bn)", "Mixed_{1}.branch3x3_1.{2}"),  # InceptionE
+        (r"mixed(7[bc])_b2_2_([ab])_(conv|bn)", "Mixed_{1}.branch3x3_2{2}.{3}"),
+        (r"mixed(7[bc])_b3_([12])_(conv|bn)", "Mixed_{1}.branch3x3dbl_{2}.{3}"),
+        (r"mixed(7[bc])_b3_3_([ab])_(conv|bn)", "Mixed_{1}.branch3x3dbl_3{2}.{3}"),
+        (r"aux1_conv([01])_(conv|bn)", "AuxLogits.conv{1}.{2}"),
+        (r"aux1", "AuxLogits.fc"),
+        (r"predictions", "fc"),
+    ),
+    head=("fc", "AuxLogits.fc"),
+    ignore=(r".*\.num_batches_tracked", r"AuxLogits\..*"),
+)
 
 
 @register_model(
@@ -264,17 +334,18 @@ V3_MODULES = (("mixed5b", v3_a(32)), ("mixed5c", v3_a(64)), ("mixed5d", v3_a(64)
     variants=[Variant("inception_v3", params=23_834_568, macs=5.71e9, accuracy="top-1 77.87 / top-5 93.64",
                       follows="paper Table 1 / torchvision inception_v3",
                       notes="aux_logits=True adds the auxiliary head after mixed6e: 27,161,264 params",
-                      keras_applications=("InceptionV3", {}))],
+                      keras_applications=("InceptionV3", {}), checkpoints=INCEPTION_V3_CHECKPOINTS)],
     recipe=RECIPE,
     tuner_knobs={"dropout": DROPOUT},
+    key_maps={"torchvision": INCEPTION_V3_TORCHVISION_KEYS},
 )
 def inception_v3(*, inputs, num_classes, include_top, pooling, classifier_activation, aux_logits=False,
                  dropout=0.5):
     """Inception v3 (factorized 7x7, expanded filter banks). ``aux_logits`` adds the auxiliary
-    classifier as output ``aux1`` (loss weight 0.3; needs input >= 139)."""
-    if aux_logits and include_top and min(inputs.shape[1:3]) < 139:
-        raise ValueError(f"inception_v3: aux_logits needs input of at least 139x139, "
-                         f"received {tuple(inputs.shape[1:])}")
+    classifier as output ``aux1`` (loss weight 0.3; needs input >= 299, as torchvision's)."""
+    if aux_logits and include_top and min(inputs.shape[1:3]) < V3_AUX_MIN_INPUT:
+        raise ValueError(f"inception_v3: aux_logits needs input of at least {V3_AUX_MIN_INPUT}x{V3_AUX_MIN_INPUT} "
+                         f"(its 5x5/3 pool and 5x5 conv read mixed6e's map), received {tuple(inputs.shape[1:])}")
     conv = make_conv(batch_norm=True)
     x = conv(inputs, 32, 3, strides=2, padding="valid", name="conv1a")
     x = conv(x, 32, 3, padding="valid", name="conv2a")

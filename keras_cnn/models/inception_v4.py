@@ -14,6 +14,11 @@ Connections on Learning", AAAI 2017, https://arxiv.org/abs/1602.07261 (seed 001)
 
 All convs are conv-BN(eps 1e-3)-ReLU; stride-2 convs and pools are unpadded ("V" in the figures).
 
+Trained weights: timm's ``inception_v4.tf_in1k`` and ``inception_resnet_v2.tf_in1k`` (Google's
+TF-slim weights as Cadene ported them) load through :data:`TIMM_V4_KEYS` and
+:data:`TIMM_IRV2_KEYS`; our nets are timm's layer for layer (every max-pool is unpadded, so the
+pool padding value never matters here).
+
 Example:
     >>> import keras_cnn
     >>> keras_cnn.build("inception_resnet_v2", num_classes=10).output_shape
@@ -24,7 +29,7 @@ from keras import layers
 
 from keras_cnn.blocks import check_range, classifier_head, max_pool, symmetric_conv
 from keras_cnn.models.inception import RECIPE, inception_module, make_conv
-from keras_cnn.models.spec import DROPOUT, Variant, register_model
+from keras_cnn.models.spec import DROPOUT, KeyMap, Variant, register_model, timm_checkpoint
 
 PAPER = dict(paper="Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
              url="https://arxiv.org/abs/1602.07261", year=2017, input_shape=(299, 299, 3), min_input_size=75)
@@ -48,6 +53,52 @@ V4_C = ([(256, 1)], [(384, 1), ("fork", (256, (1, 3)), (256, (3, 1)))],
         [("avg_same", 3), (256, 1)])
 
 
+#: timm's checkpoints (``timm.models.get_pretrained_cfg``): TF-slim's Inception normalization, 299 input.
+INCEPTION_MEAN_STD = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+V4_CHECKPOINTS = (
+    timm_checkpoint("inception_v4.tf_in1k", **INCEPTION_MEAN_STD, crop_size=299, crop_pct=0.875,
+                    interpolation="bicubic"),
+)
+IRV2_CHECKPOINTS = (
+    timm_checkpoint("inception_resnet_v2.tf_in1k", **INCEPTION_MEAN_STD, crop_size=299, crop_pct=0.8975,
+                    interpolation="bicubic"),
+    timm_checkpoint("inception_resnet_v2.tf_ens_adv_in1k", **INCEPTION_MEAN_STD, crop_size=299, crop_pct=0.8975,
+                    interpolation="bicubic"),
+)
+
+
+def _module_keys(name, index, branch_rules):
+    """Rules sending our module ``name``'s layers to timm's ``features.{index}``."""
+    return tuple((f"{name}_{pattern}", f"features.{index}.{template}") for pattern, template in branch_rules)
+
+
+#: Our branch ``b{n}_{i}`` -> timm's ``branch{n-1}`` (``.{i-1}`` where the branch is a Sequential).
+_V4_A_B_KEYS = ((r"b1_1_(conv|bn)", "branch0.{1}"), (r"b([23])_(\d)_(conv|bn)", "branch{1-1}.{2-1}.{3}"),
+                (r"b4_2_(conv|bn)", "branch3.1.{1}"))
+_V4_C_KEYS = ((r"b1_1_(conv|bn)", "branch0.{1}"), (r"b2_1_(conv|bn)", "branch1_0.{1}"),
+              (r"b2_2_([ab])_(conv|bn)", "branch1_1{1}.{2}"), (r"b3_([123])_(conv|bn)", "branch2_{1-1}.{2}"),
+              (r"b3_4_([ab])_(conv|bn)", "branch2_3{1}.{2}"), (r"b4_2_(conv|bn)", "branch3.1.{1}"))
+#: timm's inception_v4 state_dict (``timm.models.inception_v4``: one ``features`` Sequential) onto our
+#: layer names: stem convs 0-2, Mixed3a/4a/5a 3-5, Inception-A 6-9, Reduction-A 10, Inception-B
+#: 11-17, Reduction-B 18, Inception-C 19-21.
+TIMM_V4_KEYS = KeyMap(
+    rules=(
+        (r"stem_conv([123])_(conv|bn)", "features.{1-1}.{2}"),
+        *_module_keys("stem_mixed3a", 3, [(r"b2_1_(conv|bn)", "conv.{1}")]),
+        *_module_keys("stem_mixed4a", 4, [(r"b(\d)_(\d)_(conv|bn)", "branch{1-1}.{2-1}.{3}")]),
+        *_module_keys("stem_mixed5a", 5, [(r"b1_1_(conv|bn)", "conv.{1}")]),
+        *(rule for i in range(4) for rule in _module_keys(f"inception_a{i + 1}", 6 + i, _V4_A_B_KEYS)),
+        *_module_keys("inception_reduction_a", 10, [(r"b1_1_(conv|bn)", "branch0.{1}"),
+                                                    (r"b2_(\d)_(conv|bn)", "branch1.{1-1}.{2}")]),
+        *(rule for i in range(7) for rule in _module_keys(f"inception_b{i + 1}", 11 + i, _V4_A_B_KEYS)),
+        *_module_keys("inception_reduction_b", 18, [(r"b([12])_(\d)_(conv|bn)", "branch{1-1}.{2-1}.{3}")]),
+        *(rule for i in range(3) for rule in _module_keys(f"inception_c{i + 1}", 19 + i, _V4_C_KEYS)),
+        (r"predictions", "last_linear"),
+    ),
+    head=("last_linear",),
+)
+
+
 def v4_stem_base(inputs, conv):
     """The three plain convs every net of the paper starts with (Figure 3, top)."""
     x = conv(inputs, 32, 3, strides=2, padding=V, name="stem_conv1")
@@ -58,9 +109,10 @@ def v4_stem_base(inputs, conv):
 @register_model(
     family="inception_v4", **PAPER,
     variants=[Variant("inception_v4", params=42_679_816, macs=12.28e9, accuracy="top-1 80.14 / top-5 94.98",
-                      follows="paper Figures 3-9 / Cadene and timm inceptionv4")],
+                      follows="paper Figures 3-9 / Cadene and timm inceptionv4", checkpoints=V4_CHECKPOINTS)],
     recipe=RECIPE,
     tuner_knobs={"dropout": DROPOUT},
+    key_maps={"timm": TIMM_V4_KEYS},
 )
 def inception_v4(*, inputs, num_classes, include_top, pooling, classifier_activation, dropout=0.2):
     """Inception-v4: stem, 4 x Inception-A, Reduction-A, 7 x Inception-B, Reduction-B, 3 x Inception-C."""
@@ -105,6 +157,40 @@ IRV1_BLOCK_C = ([(192, 1)], [(192, 1), (192, (1, 3)), (192, (3, 1))])           
 #: paper's Figures 10-14 (see the module docstring); recomputed independently in the tests.
 INCEPTION_RESNET_V1_PARAMS = 22_756_328
 
+#: timm's inception_resnet_v2 state_dict (``timm.models.inception_resnet_v2``) onto our layer names:
+#: our residual blocks ``block35_n`` / ``block17_n`` / ``block8_n`` are timm's ``repeat`` /
+#: ``repeat_1`` / ``repeat_2`` Sequentials, except the last, unactivated ``block8_10``: timm's ``block8``.
+TIMM_IRV2_KEYS = KeyMap(
+    rules=(
+        (r"stem_conv1_(conv|bn)", "conv2d_1a.{1}"),
+        (r"stem_conv2_(conv|bn)", "conv2d_2a.{1}"),
+        (r"stem_conv3_(conv|bn)", "conv2d_2b.{1}"),
+        (r"stem_conv4_(conv|bn)", "conv2d_3b.{1}"),
+        (r"stem_conv5_(conv|bn)", "conv2d_4a.{1}"),
+        (r"mixed5b_b1_1_(conv|bn)", "mixed_5b.branch0.{1}"),
+        (r"mixed5b_b([23])_(\d)_(conv|bn)", "mixed_5b.branch{1-1}.{2-1}.{3}"),
+        (r"mixed5b_b4_2_(conv|bn)", "mixed_5b.branch3.1.{1}"),
+        (r"mixed6a_b1_1_(conv|bn)", "mixed_6a.branch0.{1}"),
+        (r"mixed6a_b2_(\d)_(conv|bn)", "mixed_6a.branch1.{1-1}.{2}"),
+        (r"mixed7a_b([123])_(\d)_(conv|bn)", "mixed_7a.branch{1-1}.{2-1}.{3}"),
+        (r"block8_10_mix_b1_1_(conv|bn)", "block8.branch0.{1}"),
+        (r"block8_10_mix_b2_(\d)_(conv|bn)", "block8.branch1.{1-1}.{2}"),
+        (r"block8_10_up", "block8.conv2d"),
+        (r"block35_(\d+)_mix_b1_1_(conv|bn)", "repeat.{1-1}.branch0.{2}"),
+        (r"block35_(\d+)_mix_b([23])_(\d)_(conv|bn)", "repeat.{1-1}.branch{2-1}.{3-1}.{4}"),
+        (r"block35_(\d+)_up", "repeat.{1-1}.conv2d"),
+        (r"block17_(\d+)_mix_b1_1_(conv|bn)", "repeat_1.{1-1}.branch0.{2}"),
+        (r"block17_(\d+)_mix_b2_(\d)_(conv|bn)", "repeat_1.{1-1}.branch1.{2-1}.{3}"),
+        (r"block17_(\d+)_up", "repeat_1.{1-1}.conv2d"),
+        (r"block8_(\d+)_mix_b1_1_(conv|bn)", "repeat_2.{1-1}.branch0.{2}"),
+        (r"block8_(\d+)_mix_b2_(\d)_(conv|bn)", "repeat_2.{1-1}.branch1.{2-1}.{3}"),
+        (r"block8_(\d+)_up", "repeat_2.{1-1}.conv2d"),
+        (r"conv7b_(conv|bn)", "conv2d_7b.{1}"),
+        (r"predictions", "classif"),
+    ),
+    head=("classif",),
+)
+
 
 def _residual_stages(x, conv, stages, final_activation):
     for stage, (kind, branches, repeats, scale) in enumerate(stages):
@@ -126,7 +212,7 @@ def _residual_stages(x, conv, stages, final_activation):
                 accuracy="top-1 80.43 / top-5 95.31",
                 follows="paper Figures 3, 16-18 / Cadene and timm inception_resnet_v2",
                 notes="keras.applications.InceptionResNetV2 has 55,813,192 trainable: its BN layers have no gamma",
-                keras_applications=("InceptionResNetV2", {})),
+                keras_applications=("InceptionResNetV2", {}), checkpoints=IRV2_CHECKPOINTS),
         Variant("inception_resnet_v1", {"version": 1}, params=INCEPTION_RESNET_V1_PARAMS,
                 accuracy="top-1 error 21.3 (paper, single crop)",
                 follows="paper Figures 10-14, Reduction-A k/l/m/n = 192/192/256/384",
@@ -134,6 +220,7 @@ def _residual_stages(x, conv, stages, final_activation):
     ],
     recipe=RECIPE,
     tuner_knobs={"dropout": DROPOUT},
+    key_maps={"timm": TIMM_IRV2_KEYS},  # inception_resnet_v1 has no published weights
 )
 def inception_resnet(*, inputs, num_classes, include_top, pooling, classifier_activation, version=2,
                      scales=(0.17, 0.10, 0.20), dropout=0.2):

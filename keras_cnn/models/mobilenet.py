@@ -7,8 +7,13 @@
 - v3: Howard et al., "Searching for MobileNetV3", ICCV 2019, https://arxiv.org/abs/1905.02244
   (Tables 1 and 2; torchvision mobilenet_v3_large/small).
 
-Designed for TFLite: static channel counts, Keras' own ``hard_swish`` / ``hard_sigmoid``, and
-stride-2 convolutions padded symmetrically like the reference code.
+Designed for TFLite: static channel counts, Keras' own ``hard_swish`` / ``hard_sigmoid`` (the
+same functions as PyTorch's: ``hard_sigmoid(x) = relu6(x + 3) / 6``), and stride-2 convolutions
+padded symmetrically like the reference code. v3's BatchNorms use epsilon 1e-3, as torchvision and
+the TF reference do (v2 keeps PyTorch's default 1e-5, as torchvision's mobilenet_v2).
+
+Trained weights: torchvision's checkpoints of mobilenet_v2 and mobilenet_v3_large/small load
+through the key maps below (``torchvision.models.mobilenetv2`` / ``mobilenetv3`` module names).
 
 Example:
     >>> import keras_cnn
@@ -20,6 +25,7 @@ Example:
 from keras import layers
 
 from keras_cnn.blocks import (
+    BN_EPSILON,
     batch_norm,
     check_choice,
     check_range,
@@ -29,7 +35,7 @@ from keras_cnn.blocks import (
     symmetric_conv_dw,
 )
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
-from keras_cnn.models.spec import DROPOUT, Recipe, Variant, choice, register_model
+from keras_cnn.models.spec import DROPOUT, KeyMap, Recipe, Variant, choice, register_model, torchvision_checkpoint
 
 #: Training defaults of the mobile line (also shufflenet.py): the MobileNet-v3 / ShuffleNet-v2 reference recipes.
 RECIPE = Recipe(learning_rate=2e-3, weight_decay=4e-5, label_smoothing=0.1,
@@ -77,28 +83,75 @@ def mobilenet_v1(*, inputs, num_classes, include_top, pooling, classifier_activa
 
 
 # --------------------------------------------------------------------------- shared inverted residual
-def inverted_residual(x, *, expanded, filters, kernel_size, strides, activation, se=False, name):
+def inverted_residual(x, *, expanded, filters, kernel_size, strides, activation, se=False, bn_epsilon=BN_EPSILON,
+                      name):
     """MobileNet v2/v3 block: 1x1 expand (skipped when not wider), depthwise, optional SE,
     linear 1x1 projection, and a residual add when shapes agree."""
     in_channels = x.shape[-1]
     shortcut = x
     if expanded != in_channels:
-        x = conv_bn_act(x, expanded, 1, activation=activation, name=f"{name}_expand")
+        x = conv_bn_act(x, expanded, 1, activation=activation, bn_epsilon=bn_epsilon, name=f"{name}_expand")
     x = symmetric_conv_dw(x, strides, kernel_size=kernel_size, name=f"{name}_dw")
-    x = batch_norm(x, name=f"{name}_dw_bn")
+    x = batch_norm(x, name=f"{name}_dw_bn", epsilon=bn_epsilon)
     x = layers.Activation(activation, name=f"{name}_dw_act")(x)
     if se:
         x = SqueezeExcite(ratio=0.25, divisor=8, activation="relu", gate="hard_sigmoid", name=f"{name}_se")(x)
-    x = conv_bn_act(x, filters, 1, activation=None, name=f"{name}_project")
+    x = conv_bn_act(x, filters, 1, activation=None, bn_epsilon=bn_epsilon, name=f"{name}_project")
     if strides == 1 and in_channels == filters:
         x = layers.Add(name=f"{name}_add")([shortcut, x])
     return x
+
+
+#: Our layer names of each torchvision module kind inside an inverted residual's ``Sequential``:
+#: ``(our suffix, what follows the module index)``. ``Conv2dNormActivation`` holds the conv at ``.0``
+#: and the BN at ``.1``; SqueezeExcitation's convs are ``fc1`` / ``fc2``; v2's projection is a bare
+#: conv and a bare BN, one index each.
+TORCHVISION_BLOCK_PARTS = {
+    "expand": (("expand_conv", ".0"), ("expand_bn", ".1")),
+    "dw": (("dw", ".0"), ("dw_bn", ".1")),
+    "se": (("se/reduce", ".fc1"), ("se/expand", ".fc2")),
+    "project": (("project_conv", ".0"), ("project_bn", ".1")),
+    "project_conv": (("project_conv", ""),),
+    "project_bn": (("project_bn", ""),),
+}
+
+
+def _conv_bn_rules(name, prefix):
+    """A ``conv_bn_act`` unit onto a torchvision ``Conv2dNormActivation`` at ``prefix``."""
+    return [(f"{name}_conv", f"{prefix}.0"), (f"{name}_bn", f"{prefix}.1")]
+
+
+def _block_rules(name, prefix, parts):
+    """Inverted residual ``name`` onto torchvision's ``Sequential`` ``prefix`` holding ``parts`` in order."""
+    return [(f"{name}_{suffix}", f"{prefix}.{index}{tail}")
+            for index, part in enumerate(parts) for suffix, tail in TORCHVISION_BLOCK_PARTS[part]]
 
 
 # --------------------------------------------------------------------------- MobileNet v2
 #: (expansion t, channels c, repeats n, first stride s), Table 2 of the paper.
 V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+#: torchvision's MobileNetV2 checkpoints (``MobileNet_V2_Weights``), the default first.
+V2_TORCHVISION_CHECKPOINTS = (
+    torchvision_checkpoint("mobilenet_v2-7ebf99e0.pth", "IMAGENET1K_V2", resize_size=232, top1=72.154),
+    torchvision_checkpoint("mobilenet_v2-b0353104.pth", top1=71.878),
+)
+
+
+def _v2_torchvision_keys():
+    """torchvision's MobileNetV2 (``torchvision.models.mobilenetv2``): ``features.0`` the stem,
+    ``features.{i + 1}.conv`` our block i (expand, depthwise, projection conv, projection BN; no
+    expand where t = 1), the last conv after them, ``classifier.1`` the Linear."""
+    rules, block = _conv_bn_rules("stem", "features.0"), 0
+    for t, _, n, _ in V2_SETTINGS:
+        for _ in range(n):
+            parts = ("expand",) * (t != 1) + ("dw", "project_conv", "project_bn")
+            rules += _block_rules(f"block{block}", f"features.{block + 1}.conv", parts)
+            block += 1
+    rules += [*_conv_bn_rules("last_conv", f"features.{block + 1}"), ("predictions", "classifier.1")]
+    return KeyMap(rules=tuple(rules), head=("classifier.1",))
 
 
 @register_model(
@@ -108,9 +161,10 @@ V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 9
     variants=[Variant("mobilenet_v2", params=3_504_872, macs=301e6, accuracy="top-1 71.88 (torchvision)",
                       follows="paper Table 2 / torchvision mobilenet_v2",
                       notes="alpha 1.4 gives about 6.11M params",
-                      keras_applications=("MobileNetV2", {}))],
+                      keras_applications=("MobileNetV2", {}), checkpoints=V2_TORCHVISION_CHECKPOINTS)],
     recipe=RECIPE,
     tuner_knobs=TUNER_KNOBS,
+    key_maps={"torchvision": _v2_torchvision_keys()},
 )
 def mobilenet_v2(*, inputs, num_classes, include_top, pooling, classifier_activation, alpha=1.0,
                  dropout=0.2):
@@ -154,6 +208,36 @@ V3_SMALL = (
     (5, 576, 96, True, "hard_swish", 1), (5, 576, 96, True, "hard_swish", 1),
 )
 V3_CONFIGS = {"large": (V3_LARGE, 1280), "small": (V3_SMALL, 1024)}
+#: BatchNorm epsilon of torchvision's and the TF reference's MobileNetV3 (PyTorch's default is 1e-5).
+V3_BN_EPSILON = 1e-3
+
+#: torchvision's MobileNetV3 checkpoints (``MobileNet_V3_Large_Weights`` / ``_Small_``), the default first.
+V3_TORCHVISION_CHECKPOINTS = {
+    "large": (
+        torchvision_checkpoint("mobilenet_v3_large-5c1a4163.pth", "IMAGENET1K_V2", resize_size=232, top1=75.274),
+        torchvision_checkpoint("mobilenet_v3_large-8738ca79.pth", top1=74.042),
+    ),
+    "small": (
+        torchvision_checkpoint("mobilenet_v3_small-047dcff4.pth", top1=67.668),
+    ),
+}
+
+
+def _v3_torchvision_keys(settings):
+    """torchvision's MobileNetV3 (``torchvision.models.mobilenetv3``): ``features.0`` the stem,
+    ``features.{i + 1}.block`` our block i (expand where wider than its input, depthwise, SE where
+    the table has it, projection), the last conv after them; ``classifier.0`` the hidden Linear and
+    ``classifier.3`` the output Linear, the only head (fine-tuning keeps the hidden Linear). The
+    hidden Linear is ignored where no layer takes it (``include_top=False`` builds no head). Large
+    and Small place their SE and expand convs differently, so each variant has its own map."""
+    rules, in_channels = _conv_bn_rules("stem", "features.0"), 16
+    for index, (_, expanded, out, se, _, _) in enumerate(settings):
+        parts = ("expand",) * (expanded != in_channels) + ("dw",) + ("se",) * se + ("project",)
+        rules += _block_rules(f"block{index}", f"features.{index + 1}.block", parts)
+        in_channels = out
+    rules += [*_conv_bn_rules("last_conv", f"features.{len(settings) + 1}"), ("head_dense", "classifier.0"),
+              ("predictions", "classifier.3")]
+    return KeyMap(rules=tuple(rules), head=("classifier.3",), ignore=(r".*\.num_batches_tracked", r"classifier\.0\..*"))
 
 
 @register_model(
@@ -167,13 +251,15 @@ V3_CONFIGS = {"large": (V3_LARGE, 1280), "small": (V3_SMALL, 1024)}
                 notes="width arithmetic of torchvision: alpha 0.75 gives 3,377,576 params "
                       "(keras.applications' 3.99M keeps the 1280 head and scales expansions as "
                       "ratios); minimalistic gives 3,924,288 (reference about 3.92M)",
-                keras_applications=("MobileNetV3Large", {})),
+                keras_applications=("MobileNetV3Large", {}), checkpoints=V3_TORCHVISION_CHECKPOINTS["large"],
+                key_maps={"torchvision": _v3_torchvision_keys(V3_LARGE)}),
         Variant("mobilenet_v3_small", {"size": "small"}, params=2_542_856, macs=57e6,
                 accuracy="top-1 67.67 (torchvision)",
                 notes="alpha 0.75 gives 1,653,920 (torchvision arithmetic; keras.applications' "
                       "2.04M keeps the 1024 head); minimalistic 2,044,736 (reference about 2.04M); "
                       "the 2.9M in older TF docs is stale",
-                keras_applications=("MobileNetV3Small", {})),
+                keras_applications=("MobileNetV3Small", {}), checkpoints=V3_TORCHVISION_CHECKPOINTS["small"],
+                key_maps={"torchvision": _v3_torchvision_keys(V3_SMALL)}),
     ],
     recipe=RECIPE,
     tuner_knobs=TUNER_KNOBS,
@@ -194,13 +280,16 @@ def mobilenet_v3(*, inputs, num_classes, include_top, pooling, classifier_activa
     check_choice(size, tuple(V3_CONFIGS), "size", "mobilenet_v3")
     settings, last_channel = V3_CONFIGS[size]
     hswish = "relu" if minimalistic else "hard_swish"
-    x = conv_bn_act(inputs, make_divisible(16 * alpha), 3, strides=2, activation=hswish, name="stem")
+    x = conv_bn_act(inputs, make_divisible(16 * alpha), 3, strides=2, activation=hswish, bn_epsilon=V3_BN_EPSILON,
+                    name="stem")
     for index, (kernel, expanded, out, se, act, stride) in enumerate(settings):
         if minimalistic:
             kernel, se, act = 3, False, "relu"
         x = inverted_residual(x, expanded=make_divisible(expanded * alpha), filters=make_divisible(out * alpha),
-                              kernel_size=kernel, strides=stride, activation=act, se=se, name=f"block{index}")
-    x = conv_bn_act(x, make_divisible(settings[-1][1] * alpha), 1, activation=hswish, name="last_conv")
+                              kernel_size=kernel, strides=stride, activation=act, se=se, bn_epsilon=V3_BN_EPSILON,
+                              name=f"block{index}")
+    x = conv_bn_act(x, make_divisible(settings[-1][1] * alpha), 1, activation=hswish, bn_epsilon=V3_BN_EPSILON,
+                    name="last_conv")
     return classifier_head(
         x, include_top, pooling, num_classes, classifier_activation, dropout=dropout,
         hidden=lambda y: layers.Dense(make_divisible(last_channel * alpha), activation=hswish, name="head_dense")(y))

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from keras_cnn.blocks import check_positive_int, classifier_head
 from keras_cnn.layers.repvgg import RepVGGBlock
-from keras_cnn.models.spec import Variant, register_model
+from keras_cnn.models.spec import KeyMap, Variant, register_model, timm_checkpoint
 
 DEPTHS = {"A": (2, 4, 14, 1), "B": (4, 6, 16, 1)}
 
@@ -61,6 +61,26 @@ REPVGG_VARIANTS = {
 #: deploy-time reference params, for tests of reparameterize() and build(deploy=True).
 DEPLOY_PARAMS = {f"repvgg_{key}": row.deploy_params for key, row in REPVGG_VARIANTS.items()}
 
+#: timm's checkpoints (``timm.models.get_pretrained_cfg``; DingXiaoH's train-time weights, every
+#: variant but b1g2), loaded in the train-time form: ``keras_cnn.reparameterize`` fuses them.
+TIMM_CHECKPOINTS = {
+    f"repvgg_{key}": (timm_checkpoint(f"repvgg_{key}.rvgg_in1k", interpolation="bilinear"),)
+    for key in ("a0", "a1", "a2", "b0", "b1", "b1g4", "b2", "b2g4", "b3", "b3g4")
+}
+#: Our RepVGGBlock's sublayers -> timm's ``RepVggBlock`` modules (``reparam_conv``: its fused form).
+TIMM_BRANCHES = {"conv3x3": "conv_kxk.conv", "bn3x3": "conv_kxk.bn", "conv1x1": "conv_1x1.conv",
+                 "bn1x1": "conv_1x1.bn", "bn_identity": "identity", "fused": "reparam_conv"}
+#: timm's ``byobnet.py`` RepVGG state_dict (``stem``, ``stages.S.B``, ``head.fc``) onto our layer names.
+TIMM_KEYS = KeyMap(
+    rules=(
+        *((rf"stem/{ours}", f"stem.{theirs}") for ours, theirs in TIMM_BRANCHES.items()),
+        *((rf"stage(\d+)_block(\d+)/{ours}", f"stages.{{1-1}}.{{2-1}}.{theirs}")
+          for ours, theirs in TIMM_BRANCHES.items()),
+        (r"predictions", "head.fc"),
+    ),
+    head=("head.fc",),
+)
+
 
 @register_model(
     family="repvgg",
@@ -70,10 +90,12 @@ DEPLOY_PARAMS = {f"repvgg_{key}": row.deploy_params for key, row in REPVGG_VARIA
     variants=[
         Variant(f"repvgg_{key}", row.config,
                 params=row.params, macs=row.deploy_macs, accuracy=f"top-1 {row.top1} (paper)",
-                notes=f"deploy (fused) params {row.deploy_params:,}; reference MACs are for the deployed net")
+                notes=f"deploy (fused) params {row.deploy_params:,}; reference MACs are for the deployed net",
+                checkpoints=TIMM_CHECKPOINTS.get(f"repvgg_{key}", ()))
         for key, row in REPVGG_VARIANTS.items()
     ],
     deployed_macs=True,
+    key_maps={"timm": TIMM_KEYS},
 )
 def repvgg(*, inputs, num_classes, include_top, pooling, classifier_activation, depth="A",
            width_a=0.75, width_b=2.5, groups=1, deploy=False):

@@ -21,6 +21,7 @@ Example:
     (None, 10)
 """
 
+import dataclasses
 from typing import NamedTuple
 
 from keras import layers
@@ -38,9 +39,19 @@ from keras_cnn.blocks import (
 from keras_cnn.layers.drop_path import DropPath
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
 from keras_cnn.layers.zero_pad_shortcut import ZeroPadShortcut
-from keras_cnn.models.spec import DROP_PATH, KeyMap, Variant, choice, register_model, torchvision_checkpoint
+from keras_cnn.models.spec import (
+    DROP_PATH,
+    KeyMap,
+    Variant,
+    choice,
+    register_model,
+    timm_checkpoint,
+    torchvision_checkpoint,
+)
 
 SHORTCUTS = ("A", "B", "C")
+#: The ImageNet stem's 3x3/2 max-pool: torchvision's (padding 1) or Caffe's (no padding, ceil mode).
+STEM_POOLS = {"padded": dict(padding=1), "ceil": dict(padding=0, ceil_mode=True)}
 
 
 def shortcut(x, filters, strides, kind, name, *, preact=None):
@@ -156,16 +167,23 @@ IMAGENET_RESNETS = {
                                   params=88_791_336, macs=16.41e9, accuracy="top-1 79.31"),
     "resnext101_64x4d": ResNetRow(config=dict(block="bottleneck", depths=(3, 4, 23, 3), groups=64, width_per_group=4),
                                   params=83_455_272, macs=15.46e9, accuracy="top-1 83.25"),
-    "se_resnet50": ResNetRow(config=dict(block="bottleneck", depths=(3, 4, 6, 3), se_ratio=1 / 16, stride_in_1x1=True),
-                             params=28_088_024, macs=3.88e9, accuracy="top-1 77.65"),
+}
+#: SE-ResNet(X)t as Cadene's pretrained-models (and timm's ``legacy_se*``) build them: Caffe's stem
+#: pool (3x3/2, unpadded, ceil mode). Registered apart from the torchvision nets for their own key map.
+SE_RESNETS = {
+    "se_resnet50": ResNetRow(
+        config=dict(block="bottleneck", depths=(3, 4, 6, 3), se_ratio=1 / 16, stride_in_1x1=True, stem_pool="ceil"),
+        params=28_088_024, macs=3.88e9, accuracy="top-1 77.65"),
     "se_resnext50_32x4d": ResNetRow(
-        config=dict(block="bottleneck", depths=(3, 4, 6, 3), se_ratio=1 / 16, groups=32, width_per_group=4),
+        config=dict(block="bottleneck", depths=(3, 4, 6, 3), se_ratio=1 / 16, groups=32, width_per_group=4,
+                    stem_pool="ceil"),
         params=27_559_896, macs=4.25e9, accuracy="top-1 79.08 (Cadene)"),
 }
 PAPER_SOURCES = {
     "resnext": "torchvision resnext (paper Table 1)",
-    "se_resnet": "Cadene pretrained-models senet (SE reduction 16; Caffe layout: stride in the first 1x1)",
-    "se_": "Cadene pretrained-models senet (SE reduction 16)",
+    "se_resnet": "Cadene pretrained-models senet (SE reduction 16; Caffe layout: stride in the first 1x1, "
+                 "stem pool 3x3/2 unpadded, ceil mode)",
+    "se_": "Cadene pretrained-models senet (SE reduction 16; stem pool 3x3/2 unpadded, ceil mode)",
 }
 NOTES = {
     "se_resnext50_32x4d": "se_resnext50_32x4d: 27,559,896 is the count of Cadene's se_resnext50_32x4d, "
@@ -225,6 +243,34 @@ TORCHVISION_KEYS = KeyMap(
     head=("fc",),
 )
 
+#: timm's legacy SE-ResNet(X)t checkpoints (``timm.models.get_pretrained_cfg``): Cadene's files, hosted on
+#: timm's GitHub releases rather than the Hugging Face hub, hence the URL replaced.
+TIMM_RELEASES = "https://github.com/rwightman/pytorch-image-models/releases/download/"
+TIMM_CHECKPOINTS = {
+    "se_resnet50": (
+        dataclasses.replace(timm_checkpoint("legacy_seresnet50.in1k", interpolation="bilinear"),
+                            url=TIMM_RELEASES + "v0.1-cadene/se_resnet50-ce0d4300.pth"),
+    ),
+    "se_resnext50_32x4d": (
+        dataclasses.replace(timm_checkpoint("legacy_seresnext50_32x4d.in1k", interpolation="bilinear"),
+                            url=TIMM_RELEASES + "v0.1-weights/legacy_se_resnext50_32x4d-f3651bad.pth"),
+    ),
+}
+#: Cadene's SENet state_dict (pretrained-models ``senet.py``; timm ``legacy_seresnet50`` /
+#: ``legacy_seresnext50_32x4d``) onto our layer names: ``layer0`` is the stem, ``se_module`` the SE.
+LEGACY_SE_KEYS = KeyMap(
+    rules=(
+        (r"stem_(conv|bn)", "layer0.{1}1"),
+        (r"stage(\d+)_block(\d+)_conv(\d)_(conv|bn)", "layer{1}.{2-1}.{4}{3}"),
+        (r"stage(\d+)_block(\d+)_proj_conv", "layer{1}.{2-1}.downsample.0"),
+        (r"stage(\d+)_block(\d+)_proj_bn", "layer{1}.{2-1}.downsample.1"),
+        (r"stage(\d+)_block(\d+)_se/reduce", "layer{1}.{2-1}.se_module.fc1"),
+        (r"stage(\d+)_block(\d+)_se/expand", "layer{1}.{2-1}.se_module.fc2"),
+        (r"predictions", "last_linear"),
+    ),
+    head=("last_linear",),
+)
+
 
 def _follows(name):
     for prefix, source in PAPER_SOURCES.items():
@@ -248,7 +294,7 @@ def _follows(name):
 )
 def resnet(*, inputs, num_classes, include_top, pooling, classifier_activation, block="bottleneck",
            depths=(3, 4, 6, 3), groups=1, width_per_group=64, stride_in_1x1=False, shortcut="B",
-           zero_init_residual=False, se_ratio=0.0, drop_path_rate=0.0):
+           zero_init_residual=False, se_ratio=0.0, drop_path_rate=0.0, stem_pool="padded"):
     """ResNet / ResNeXt / SE-ResNet for ImageNet-size input.
 
     Args:
@@ -262,8 +308,11 @@ def resnet(*, inputs, num_classes, include_top, pooling, classifier_activation, 
         zero_init_residual: start each residual branch's last BN at gamma=0 (Goyal et al. 2017).
         se_ratio: squeeze-excite in every block with this reduction (1/16 in SENet); 0 = none.
         drop_path_rate: stochastic depth, rising linearly to this rate over the blocks.
+        stem_pool: the 3x3/2 max-pool after the stem: ``"padded"`` (torchvision: one pixel of
+            padding) or ``"ceil"`` (Caffe, Cadene's SENets: no padding, output size rounded up).
     """
     check_choice(block, ("basic", "bottleneck"), "block", "resnet")
+    check_choice(stem_pool, tuple(STEM_POOLS), "stem_pool", "resnet")
     check_choice(shortcut, SHORTCUTS, "shortcut", "resnet")
     check_range(se_ratio, 0.0, 1.0, "se_ratio", "resnet")
     check_range(drop_path_rate, 0.0, 0.99, "drop_path_rate", "resnet")
@@ -274,11 +323,53 @@ def resnet(*, inputs, num_classes, include_top, pooling, classifier_activation, 
         raise ValueError("resnet: basic blocks support only groups=1 and width_per_group=64 "
                          f"(received groups={groups}, width_per_group={width_per_group})")
     x = conv_bn_act(inputs, 64, 7, strides=2, name="stem")
-    x = max_pool(x, 3, 2, padding=1, name="stem_pool")
+    x = max_pool(x, 3, 2, **STEM_POOLS[stem_pool], name="stem_pool")
     x = residual_stages(x, block=block, depths=depths, widths=(64, 128, 256, 512), groups=groups,
                         width_per_group=width_per_group, shortcut_kind=shortcut, stride_in_1x1=stride_in_1x1,
                         se_ratio=se_ratio, drop_path_rate=drop_path_rate, zero_init_residual=zero_init_residual)
     return classifier_head(x, include_top, pooling, num_classes, classifier_activation)
+
+
+register_model(
+    family="resnet",
+    paper="Squeeze-and-Excitation Networks",
+    url="https://arxiv.org/abs/1709.01507", year=2018,
+    variants=[
+        Variant(name, row.config, params=row.params, macs=row.macs, accuracy=row.accuracy, follows=_follows(name),
+                notes=NOTES.get(name, ""), checkpoints=TIMM_CHECKPOINTS.get(name, ()))
+        for name, row in SE_RESNETS.items()
+    ],
+    tuner_knobs={"se_ratio": choice(0.0, 0.0625), "drop_path_rate": DROP_PATH},
+    key_maps={"timm": LEGACY_SE_KEYS},
+)(resnet)
+
+
+#: timm's published ResNetV2 weights (``timm.models.get_pretrained_cfg``; timm has no resnetv2_152 checkpoint).
+TIMM_V2_CHECKPOINTS = {
+    "resnet50_v2": (
+        timm_checkpoint("resnetv2_50.a1h_in1k", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_size=224,
+                        crop_pct=0.95, interpolation="bicubic"),
+    ),
+    "resnet101_v2": (
+        timm_checkpoint("resnetv2_101.a1h_in1k", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_size=224,
+                        crop_pct=0.95, interpolation="bicubic"),
+    ),
+}
+#: timm's ResNetV2 state_dict (``timm.models.resnetv2``, PreActBottleneck) onto our layer names: the
+#: BN-ReLU before a block's conv ``n`` is timm's ``norm{n}``; timm's classifier is a 1x1 conv.
+TIMM_V2_KEYS = KeyMap(
+    rules=(
+        (r"stem_conv", "stem.conv"),
+        (r"stage(\d+)_block(\d+)_preact_bn", "stages.{1-1}.blocks.{2-1}.norm1"),
+        (r"stage(\d+)_block(\d+)_conv1_bn", "stages.{1-1}.blocks.{2-1}.norm2"),
+        (r"stage(\d+)_block(\d+)_conv2_bn", "stages.{1-1}.blocks.{2-1}.norm3"),
+        (r"stage(\d+)_block(\d+)_conv(\d)_conv", "stages.{1-1}.blocks.{2-1}.conv{3}"),
+        (r"stage(\d+)_block(\d+)_proj_conv", "stages.{1-1}.blocks.{2-1}.downsample.conv"),
+        (r"post_bn", "norm"),
+        (r"predictions", "head.fc"),
+    ),
+    head=("head.fc",),
+)
 
 
 @register_model(
@@ -292,18 +383,21 @@ def resnet(*, inputs, num_classes, include_top, pooling, classifier_activation, 
                 accuracy="top-1 76.0 (Keras)",
                 notes="reference: 25.55M (timm resnetv2_50); keras.applications.ResNet50V2 has 25,613,800 total "
                       "because it keeps conv biases and puts the stride at the end of each stack",
-                keras_applications=("ResNet50V2", {})),
-        Variant("resnet101_v2", {"depths": (3, 4, 23, 3)}, params=44_541_480, notes="count derived [C]"),
+                keras_applications=("ResNet50V2", {}), checkpoints=TIMM_V2_CHECKPOINTS["resnet50_v2"]),
+        Variant("resnet101_v2", {"depths": (3, 4, 23, 3)}, params=44_541_480, notes="count derived [C]",
+                checkpoints=TIMM_V2_CHECKPOINTS["resnet101_v2"]),
         Variant("resnet152_v2", {"depths": (3, 8, 36, 3)}, params=60_185_128, notes="count derived [C]"),
     ],
     tuner_knobs={"drop_path_rate": DROP_PATH},
+    key_maps={"timm": TIMM_V2_KEYS},
 )
 def resnet_v2(*, inputs, num_classes, include_top, pooling, classifier_activation, depths=(3, 4, 6, 3),
               drop_path_rate=0.0):
     """Pre-activation ResNet (v2) with bottleneck blocks."""
     check_range(drop_path_rate, 0.0, 0.99, "drop_path_rate", "resnet_v2")
     x = symmetric_conv(inputs, 64, 7, strides=2, use_bias=False, name="stem_conv")
-    x = max_pool(x, 3, 2, padding=1, name="stem_pool")
+    # the pool reads the raw conv (negative values too): padded with -inf, as timm's MaxPool2d(padding=1)
+    x = max_pool(x, 3, 2, padding=1, pad_value=float("-inf"), name="stem_pool")
     x = residual_stages(x, block="preact", depths=depths, widths=(64, 128, 256, 512), drop_path_rate=drop_path_rate)
     x = layers.ReLU(name="post_relu")(batch_norm(x, name="post_bn"))
     return classifier_head(x, include_top, pooling, num_classes, classifier_activation)

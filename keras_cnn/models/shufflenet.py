@@ -5,7 +5,10 @@
   ShuffleNet-Series/ShuffleNetV1). The first pointwise conv of stage 2 is not grouped (its input
   has only 24 channels), as the paper says.
 - v2: Ma et al., "ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design",
-  ECCV 2018, https://arxiv.org/abs/1807.11164 (Table 5; torchvision shufflenet_v2).
+  ECCV 2018, https://arxiv.org/abs/1807.11164 (Table 5; torchvision shufflenet_v2). The channel
+  split keeps the first half and runs the second through the branch, and the shuffle has two
+  groups, as torchvision's ``chunk(2)`` and ``channel_shuffle(x, 2)``; torchvision's checkpoints
+  load through :data:`V2_TORCHVISION_KEYS`.
 
 Example:
     >>> import keras_cnn
@@ -26,7 +29,7 @@ from keras_cnn.blocks import (
 )
 from keras_cnn.layers.channel_shuffle import ChannelShuffle, ChannelSplit
 from keras_cnn.models.mobilenet import RECIPE as MOBILE_RECIPE
-from keras_cnn.models.spec import Variant, choice, register_model
+from keras_cnn.models.spec import KeyMap, Variant, choice, register_model, torchvision_checkpoint
 
 STAGE_REPEATS = (4, 8, 4)
 
@@ -127,18 +130,55 @@ def shufflenet_v2_unit(x, *, out_channels, strides, name):
     return ChannelShuffle(2, name=f"{name}_shuffle")(x)
 
 
+#: torchvision's ShuffleNetV2 checkpoints (``ShuffleNet_V2_X*_Weights``).
+V2_TORCHVISION_CHECKPOINTS = {
+    0.5: (torchvision_checkpoint("shufflenetv2_x0.5-f707e7126e.pth", top1=60.552),),
+    1.0: (torchvision_checkpoint("shufflenetv2_x1-5666bf0f80.pth", top1=69.362),),
+    1.5: (torchvision_checkpoint("shufflenetv2_x1_5-3c479a10.pth", resize_size=232, top1=72.996),),
+    2.0: (torchvision_checkpoint("shufflenetv2_x2_0-8be3c8ee.pth", resize_size=232, top1=76.23),),
+}
+#: torchvision's ShuffleNetV2 (``torchvision.models.shufflenetv2``) onto our layer names: ``stage{s}.{i}``
+#: is our unit i + 1; ``branch1`` (stride 2 only) is our left branch (dw conv, BN, 1x1 conv, BN at 0-3),
+#: ``branch2`` our right one (1x1 conv, BN, ReLU, dw conv, BN, 1x1 conv, BN at 0-6).
+V2_TORCHVISION_KEYS = KeyMap(
+    rules=(
+        (r"stem_conv", "conv1.0"),
+        (r"stem_bn", "conv1.1"),
+        (r"stage(\d)_unit(\d+)_left_dw", "stage{1}.{2-1}.branch1.0"),
+        (r"stage(\d)_unit(\d+)_left_dw_bn", "stage{1}.{2-1}.branch1.1"),
+        (r"stage(\d)_unit(\d+)_left_pw_conv", "stage{1}.{2-1}.branch1.2"),
+        (r"stage(\d)_unit(\d+)_left_pw_bn", "stage{1}.{2-1}.branch1.3"),
+        (r"stage(\d)_unit(\d+)_right_pw1_conv", "stage{1}.{2-1}.branch2.0"),
+        (r"stage(\d)_unit(\d+)_right_pw1_bn", "stage{1}.{2-1}.branch2.1"),
+        (r"stage(\d)_unit(\d+)_right_dw", "stage{1}.{2-1}.branch2.3"),
+        (r"stage(\d)_unit(\d+)_right_dw_bn", "stage{1}.{2-1}.branch2.4"),
+        (r"stage(\d)_unit(\d+)_right_pw2_conv", "stage{1}.{2-1}.branch2.5"),
+        (r"stage(\d)_unit(\d+)_right_pw2_bn", "stage{1}.{2-1}.branch2.6"),
+        (r"conv5_conv", "conv5.0"),
+        (r"conv5_bn", "conv5.1"),
+        (r"predictions", "fc"),
+    ),
+    head=("fc",),
+)
+
+
 @register_model(
     family="shufflenet_v2",
     paper="ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design",
     url="https://arxiv.org/abs/1807.11164", year=2018,
     follows="paper Table 5 / torchvision shufflenet_v2",
     variants=[
-        Variant("shufflenet_v2_x0_5", {"width": 0.5}, params=1_366_792, macs=41e6, accuracy="top-1 60.55"),
-        Variant("shufflenet_v2_x1_0", {"width": 1.0}, params=2_278_604, macs=146e6, accuracy="top-1 69.36"),
-        Variant("shufflenet_v2_x1_5", {"width": 1.5}, params=3_503_624, macs=299e6, accuracy="top-1 73.00"),
-        Variant("shufflenet_v2_x2_0", {"width": 2.0}, params=7_393_996, macs=591e6, accuracy="top-1 76.23"),
+        Variant("shufflenet_v2_x0_5", {"width": 0.5}, params=1_366_792, macs=41e6, accuracy="top-1 60.55",
+                checkpoints=V2_TORCHVISION_CHECKPOINTS[0.5]),
+        Variant("shufflenet_v2_x1_0", {"width": 1.0}, params=2_278_604, macs=146e6, accuracy="top-1 69.36",
+                checkpoints=V2_TORCHVISION_CHECKPOINTS[1.0]),
+        Variant("shufflenet_v2_x1_5", {"width": 1.5}, params=3_503_624, macs=299e6, accuracy="top-1 73.00",
+                checkpoints=V2_TORCHVISION_CHECKPOINTS[1.5]),
+        Variant("shufflenet_v2_x2_0", {"width": 2.0}, params=7_393_996, macs=591e6, accuracy="top-1 76.23",
+                checkpoints=V2_TORCHVISION_CHECKPOINTS[2.0]),
     ],
     recipe=MOBILE_RECIPE,
+    key_maps={"torchvision": V2_TORCHVISION_KEYS},
 )
 def shufflenet_v2(*, inputs, num_classes, include_top, pooling, classifier_activation, width=1.0):
     """ShuffleNet v2 at width 0.5, 1.0, 1.5 or 2.0: channel split, concat, shuffle; conv5 1x1

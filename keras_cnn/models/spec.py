@@ -148,13 +148,16 @@ class KeyMap:
     counterpart (BatchNorm's ``num_batches_tracked``, auxiliary heads). ``aliases`` are
     ``(pattern, replacement)`` pairs (``re.sub``) that bring the keys of older published files to
     the reference's current names first (torchvision's DenseNet files say ``norm.1`` for
-    ``norm1``).
+    ``norm1``). ``separable`` names the depthwise and pointwise convs inside the reference's
+    separable-conv module, which a Keras ``SeparableConv2D`` reads as ``PREFIX.<name>.weight``
+    (timm's ``SeparableConv2d``: ``conv_dw``, ``conv_pw``; its legacy Xception: ``conv1``, ``pointwise``).
     """
 
     rules: tuple
     head: tuple = ()
     ignore: tuple = (r".*\.num_batches_tracked",)
     aliases: tuple = ()
+    separable: tuple = ("conv_dw", "conv_pw")
 
     def canonical(self, state: dict) -> dict:
         """``state`` with its keys renamed by ``aliases``."""
@@ -222,6 +225,7 @@ class Variant:
     recipe: Recipe | None = None
     keras_applications: tuple | None = None
     checkpoints: tuple = ()  # Checkpoint rows, the default of each layout first
+    key_maps: dict | None = None  # {layout: KeyMap} replacing the family's (layers numbered per variant)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,7 +293,8 @@ def register_model(
     smallest spatial size (height and width) the body accepts. ``tuner_knobs`` are the family's
     architecture hyperparameters for ``keras-cnn tune`` (:func:`choice`, :func:`float_range`);
     ``deployed_macs``: the reference MACs are those of the deployed (re-parameterized) net.
-    ``key_maps``: ``{layout: KeyMap}`` for the layouts of the variants' checkpoints.
+    ``key_maps``: ``{layout: KeyMap}`` for the layouts of the variants' checkpoints (a variant's own
+    ``key_maps`` replace them, where the reference numbers its modules by position: torchvision VGG).
     """
 
     def decorator(builder):
@@ -318,7 +323,7 @@ def register_model(
                 keras_applications=v.keras_applications,
                 deployed_macs=deployed_macs,
                 checkpoints=tuple(v.checkpoints),
-                key_maps=dict(key_maps or {}),
+                key_maps=dict((key_maps or {}) if v.key_maps is None else v.key_maps),
             )
             missing_maps = {c.layout for c in spec.checkpoints} - set(spec.key_maps)
             if missing_maps:

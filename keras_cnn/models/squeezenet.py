@@ -8,7 +8,8 @@ default Glorot init the signal vanishes through the 16 ReLU convs and training n
 Without BatchNorm the net is sensitive to the learning rate: with Adam keep it at or below
 5e-4 (the reference used SGD at 0.04), or the classifier's final ReLU dies and the loss sticks
 at ln(num_classes). ``bypass="simple"`` adds the paper's simple bypass (section 6) around the fire modules whose input
-and output widths agree.
+and output widths agree. Trained weights: torchvision's squeezenet1_0 / 1_1 (``weights="torchvision"``,
+key maps per version: their fires sit at other ``features`` positions); the head is ``classifier.1``.
 
 Example:
     >>> import keras_cnn
@@ -20,7 +21,7 @@ import keras
 from keras import layers
 
 from keras_cnn.blocks import check_choice, classifier_head, max_pool, symmetric_conv
-from keras_cnn.models.spec import DROPOUT, Recipe, Variant, choice, register_model
+from keras_cnn.models.spec import DROPOUT, KeyMap, Recipe, Variant, choice, register_model, torchvision_checkpoint
 
 #: stem (filters, kernel) and the layer sequence: "pool" or fire (squeeze, expand1x1, expand3x3).
 SQUEEZENET_CONFIGS = {
@@ -29,6 +30,30 @@ SQUEEZENET_CONFIGS = {
     "1_1": ((64, 3), ("pool", (16, 64, 64), (16, 64, 64), "pool", (32, 128, 128), (32, 128, 128), "pool",
                       (48, 192, 192), (48, 192, 192), (64, 256, 256), (64, 256, 256))),
 }
+
+#: torchvision's published weights (``torchvision.models.<name>``'s weights enum).
+TORCHVISION_CHECKPOINTS = {
+    "squeezenet1_0": (
+        torchvision_checkpoint("squeezenet1_0-b66bff10.pth", top1=58.092),
+    ),
+    "squeezenet1_1": (
+        torchvision_checkpoint("squeezenet1_1-b8a52dc0.pth", top1=58.178),
+    ),
+}
+
+
+def torchvision_keys(version):
+    """The key map of torchvision ``squeezenet{version}``: ``features`` numbers the stem conv (0),
+    its ReLU and every pool and fire module in order, so 1.0 and 1.1 place their fires apart;
+    ``classifier`` is Dropout, the 1x1 conv (``classifier.1``, the head), ReLU, pooling."""
+    rules, index, fire = [(r"stem", "features.0")], 2, 2
+    for item in SQUEEZENET_CONFIGS[version][1]:
+        if item != "pool":
+            rules.append((rf"fire{fire}_(squeeze|expand1x1|expand3x3)", f"features.{index}.{{1}}"))
+            fire += 1
+        index += 1
+    rules.append((r"classifier_conv", "classifier.1"))
+    return KeyMap(rules=tuple(rules), head=("classifier.1",))
 
 
 def fire_module(x, squeeze, expand1x1, expand3x3, *, bypass, name):
@@ -49,8 +74,12 @@ def fire_module(x, squeeze, expand1x1, expand3x3, *, bypass, name):
     url="https://arxiv.org/abs/1602.07360", year=2016, min_input_size=32,
     follows="paper Table 1 / torchvision squeezenet",
     variants=[
-        Variant("squeezenet1_0", {"version": "1_0"}, params=1_248_424, macs=819e6, accuracy="top-1 58.09"),
-        Variant("squeezenet1_1", {"version": "1_1"}, params=1_235_496, macs=349e6, accuracy="top-1 58.18"),
+        Variant("squeezenet1_0", {"version": "1_0"}, params=1_248_424, macs=819e6, accuracy="top-1 58.09",
+                checkpoints=TORCHVISION_CHECKPOINTS["squeezenet1_0"],
+                key_maps={"torchvision": torchvision_keys("1_0")}),
+        Variant("squeezenet1_1", {"version": "1_1"}, params=1_235_496, macs=349e6, accuracy="top-1 58.18",
+                checkpoints=TORCHVISION_CHECKPOINTS["squeezenet1_1"],
+                key_maps={"torchvision": torchvision_keys("1_1")}),
     ],
     recipe=Recipe(learning_rate=2e-4, why="no BatchNorm: dies at 2e-3, trains at 2e-4"),
     tuner_knobs={"bypass": choice("none", "simple"), "dropout": DROPOUT},

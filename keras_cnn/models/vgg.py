@@ -3,7 +3,9 @@
 Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image Recognition",
 ICLR 2015, https://arxiv.org/abs/1409.1556 (Table 1; seed 003). ``*_bn`` follow torchvision
 (BN after every conv, conv bias kept). The head pools adaptively to 7x7 (identity at 224), so
-the classifier keeps its parameters at other input sizes.
+the classifier keeps its parameters at other input sizes. Trained weights: torchvision's
+vgg11 ... vgg19_bn (``weights="torchvision"``); torchvision numbers ``features`` by position, so
+each configuration has its own key map (:func:`torchvision_keys`).
 
 Example:
     >>> import keras_cnn
@@ -18,7 +20,7 @@ from keras import layers
 from keras_cnn.blocks import batch_norm, check_range, classifier_head, symmetric_conv
 from keras_cnn.layers.lrn import LocalResponseNormalization
 from keras_cnn.models.alexnet import fc_layers
-from keras_cnn.models.spec import DROPOUT, Recipe, Variant, register_model
+from keras_cnn.models.spec import DROPOUT, KeyMap, Recipe, Variant, register_model, torchvision_checkpoint
 
 #: Table 1: numbers are 3x3 convs, "1:n" a 1x1 conv (config C), "M" max-pool, "LRN" (A-LRN).
 CONFIGS = {
@@ -62,6 +64,54 @@ NOTES = {
 RECIPE = Recipe(learning_rate=1e-4, why="no BatchNorm: a 10x smaller rate keeps it from diverging")
 BN_RECIPE = Recipe(why="VGG with BatchNorm trains at the default rate")
 
+#: torchvision's published weights (``torchvision.models.<name>``'s weights enum).
+TORCHVISION_CHECKPOINTS = {
+    "vgg11": (
+        torchvision_checkpoint("vgg11-8a719046.pth", top1=69.02),
+    ),
+    "vgg11_bn": (
+        torchvision_checkpoint("vgg11_bn-6002323d.pth", top1=70.37),
+    ),
+    "vgg13": (
+        torchvision_checkpoint("vgg13-19584684.pth", top1=69.928),
+    ),
+    "vgg13_bn": (
+        torchvision_checkpoint("vgg13_bn-abd245e5.pth", top1=71.586),
+    ),
+    "vgg16": (
+        torchvision_checkpoint("vgg16-397923af.pth", top1=71.592),
+    ),
+    "vgg16_bn": (
+        torchvision_checkpoint("vgg16_bn-6c64b313.pth", top1=73.36),
+    ),
+    "vgg19": (
+        torchvision_checkpoint("vgg19-dcbb9e9d.pth", top1=72.376),
+    ),
+    "vgg19_bn": (
+        torchvision_checkpoint("vgg19_bn-c79401a0.pth", top1=74.218),
+    ),
+}
+
+
+def torchvision_keys(config, batch_norm):
+    """The key map of torchvision ``vgg*``/``vgg*_bn`` for ``CONFIGS[config]``. Its ``features``
+    Sequential numbers every module in order (conv, [BN,] ReLU per conv, one per max-pool), so
+    each configuration has its own map; ``classifier`` is Linear, ReLU, Dropout, Linear, ReLU,
+    Dropout, Linear (0, 3, 6)."""
+    rules, index, stage, conv = [], 0, 1, 1
+    for item in CONFIGS[config]:
+        if item == "M":
+            index, stage, conv = index + 1, stage + 1, 1
+            continue
+        rules.append((f"stage{stage}_conv{conv}", f"features.{index}"))
+        if batch_norm:
+            rules.append((f"stage{stage}_conv{conv}_bn", f"features.{index + 1}"))
+        index, conv = index + (3 if batch_norm else 2), conv + 1
+    rules += [("fc1", "classifier.0"), ("fc2", "classifier.3"), ("predictions", "classifier.6")]
+    # fc1/fc2 load with the top; include_top=False builds neither, and their keys are then skipped
+    return KeyMap(rules=tuple(rules), head=("classifier.6",),
+                  ignore=(r".*\.num_batches_tracked", r"classifier\.[03]\..*"))
+
 
 @register_model(
     family="vgg",
@@ -70,7 +120,10 @@ BN_RECIPE = Recipe(why="VGG with BatchNorm trains at the default rate")
     variants=[Variant(name, row.config, params=row.params, macs=row.macs, accuracy=f"top-1 {row.top1}",
                       follows=("torchvision vgg_bn" if row.config["batch_norm"] else "paper Table 1 / torchvision vgg"),
                       notes=NOTES.get(name, ""), recipe=BN_RECIPE if row.config["batch_norm"] else None,
-                      keras_applications=("VGG16", {}) if name == "vgg16" else None)
+                      keras_applications=("VGG16", {}) if name == "vgg16" else None,
+                      checkpoints=TORCHVISION_CHECKPOINTS.get(name, ()),
+                      key_maps={"torchvision": torchvision_keys(**row.config)} if name in TORCHVISION_CHECKPOINTS
+                      else None)
               for name, row in VARIANTS.items()],
     recipe=RECIPE,
     tuner_knobs={"dropout": DROPOUT},

@@ -108,6 +108,8 @@ def choose_layout(model, spec: ModelSpec, state: dict, source: Source) -> str:
     if not spec.key_maps:
         raise ValueError(f"{spec.name}: no checkpoint layout is known for this family, so {source.label} cannot be "
                          "mapped onto it; keras_cnn reads torchvision and timm layouts where the family has them")
+    if len(spec.key_maps) == 1:  # nothing to choose (and no trial mapping of a large file)
+        return next(iter(spec.key_maps))
 
     def misfit(layout):
         matched = plan(model, state, spec.key_maps[layout])

@@ -70,10 +70,12 @@ def _same(value, _layer):
 
 def _variables(layer, key_map):
     """``[(keras variable, reference suffix, transform)]`` of a layer's own variables."""
+    bias = "bias"
     if isinstance(layer, layers.SeparableConv2D):  # two convs in one layer (key_map.separable names them)
         depthwise, pointwise = key_map.separable
         rows = [(layer.depthwise_kernel, f"{depthwise}.weight", _depthwise),
                 (layer.pointwise_kernel, f"{pointwise}.weight", _conv)]
+        bias = f"{pointwise}.bias"
     elif isinstance(layer, layers.DepthwiseConv2D):
         rows = [(layer.kernel, "weight", _depthwise)]
     elif isinstance(layer, layers.Conv2D):
@@ -89,7 +91,7 @@ def _variables(layer, key_map):
         raise ValueError(f"no weight transfer is defined for the layer type {type(layer).__name__} "
                          f"({layer.name}); its variables are {[v.path for v in layer.weights]}")
     if getattr(layer, "bias", None) is not None:
-        rows.append((layer.bias, "bias", _same))
+        rows.append((layer.bias, bias, _same))
     return rows
 
 
