@@ -303,21 +303,31 @@ class _Worker:
         self._stderr.close()
 
 
+#: Families whose every variant is larger than this (VGG, AlexNet, ZFNet: 60-140M parameters, all of
+#: them in Keras' own Dense and Conv2D layers) are covered by the config round trip only; their
+#: keras_cnn classes, if any, are still saved in full through the smallest variant that has them.
+FULL_ROUND_TRIP_MAX_PARAMS = 30_000_000
+
+
 def _full_round_trip_names(built: dict) -> list:
-    """The smallest set of variants, picked smallest first, that holds every family and every
-    keras_cnn class at least once. ``built``: {name: the saver's reply (params, family, classes)}."""
+    """The smallest set of variants, picked smallest first, that holds every keras_cnn class and
+    every family with a variant of at most ``FULL_ROUND_TRIP_MAX_PARAMS`` at least once.
+    ``built``: {name: the saver's reply (params, family, classes)}."""
     by_size = sorted(built, key=lambda name: (built[name]["params"], name))
     chosen, families, classes = [], set(), set()
     for name in by_size:
-        adds = built[name]["family"] not in families or not set(built[name]["classes"]) <= classes
+        new_family = built[name]["family"] not in families and built[name]["params"] <= FULL_ROUND_TRIP_MAX_PARAMS
+        adds = new_family or not set(built[name]["classes"]) <= classes
         if adds:
             chosen.append(name)
             families.add(built[name]["family"])
             classes.update(built[name]["classes"])
-    # drop the ones whose family and classes the others hold already (largest first)
+    # drop the ones whose family (where required) and classes the others hold already (largest first)
+    required = {built[n]["family"] for n in built if built[n]["params"] <= FULL_ROUND_TRIP_MAX_PARAMS}
     for name in sorted(chosen, key=lambda n: -built[n]["params"]):
         others = [n for n in chosen if n != name]
-        if (built[name]["family"] in {built[n]["family"] for n in others}
+        family = built[name]["family"]
+        if ((family not in required or family in {built[n]["family"] for n in others})
                 and set(built[name]["classes"]) <= {c for n in others for c in built[n]["classes"]}):
             chosen = others
     return chosen
@@ -367,7 +377,8 @@ def _round_trip(work: Path, logs: Path) -> tuple[dict, dict, list]:
 def test_every_registered_model_loads_in_a_fresh_process(tmp_path):
     """Every registered name, built at a small input with its default classes, is rebuilt from its
     saved config in another process (``model_from_json``): same config, same weights (paths and
-    shapes). Then a covering set of small variants (every family, every keras_cnn class) is saved
+    shapes). Then a covering set of small variants (every keras_cnn class, every family that has a
+    variant under 30M parameters) is saved
     with ``model.save`` and loaded with ``keras.saving.load_model`` in that other process: same
     config, same weight values and bit-identical outputs (both sides run the same eager forward
     pass on the same CPU; no tolerance needed).
@@ -388,9 +399,9 @@ def test_every_registered_model_loads_in_a_fresh_process(tmp_path):
     assert len(built) + sum(1 for (_, is_full) in failures if not is_full) >= 80, sorted(built)
     assert not failures, (f"{len(failures)} registered models do not survive save -> load in a fresh process:\n\n"
                           + "\n\n".join(f"{n} ({'full' if f else 'config'}): {e}" for (n, f), e in failures.items()))
-    families = {reply["family"] for reply in built.values()}
+    families = {reply["family"] for reply in built.values() if reply["params"] <= FULL_ROUND_TRIP_MAX_PARAMS}
     classes = {c for reply in built.values() for c in reply["classes"]}
-    assert {built[n]["family"] for n in full} == families
+    assert {built[n]["family"] for n in full} >= families
     assert {c for n in full for c in built[n]["classes"]} == classes
     assert not list(work.iterdir()), f"files left behind: {sorted(p.name for p in work.iterdir())}"
 
