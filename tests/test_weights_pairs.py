@@ -6,12 +6,18 @@ network and no real checkpoint:
 
 1. the reference model is built by torchvision or timm with random weights and random BatchNorm
    statistics and affine parameters (a BN left at its identity initialization would hide a
-   swapped mean and variance);
+   swapped mean and variance). In the timm ports of the TF-slim nets (``HE_NORMAL``) PyTorch's
+   default init fades to a near-constant output, so their convs and linears are re-drawn
+   He-normal and the logits depend on the input; elsewhere He-normal makes the nets chaotic
+   (SE-ResNet-50's float32 rounding grows from 2e-7 at the stem to 1e-2 at the logits), so the
+   libraries' own init stays;
 2. its state_dict is saved as ``.pth`` (``torch.save``) and as ``.safetensors``;
 3. both files are loaded through ``keras_cnn.build(name, weights=path)``, which reads them, maps
    every key through the family's key map and puts the checkpoint's normalization in the model;
 4. on the same [0, 1] images (the reference gets them normalized), the logits must agree within
-   ``max |diff| <= 1e-4 * max |logit|`` in float32.
+   ``max |diff| <= 2e-5 * max |logit|`` in float32. The issue's bound is 1e-4; every pair measures
+   about 1e-6, and a border-padding bug (CSPNet's stem pool padded with zeros instead of -inf)
+   measured 6e-5, which 1e-4 let through.
 
 Each row is ``(our name, "torchvision:<builder>" or "timm:<model name>", input size, build
 options)``; the input size is small where the net allows it, to keep CI fast.
@@ -27,7 +33,9 @@ torchvision = pytest.importorskip("torchvision")
 timm = pytest.importorskip("timm")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
-RELATIVE_TOLERANCE = 1e-4
+RELATIVE_TOLERANCE = 2e-5
+#: references whose default init gives a near-constant output (see step 1)
+HE_NORMAL = ("inception_v4", "inception_resnet_v2", "legacy_xception")
 
 # --------------------------------------------------------------------------- the pairs, one block per family
 RESNET_PAIRS = [
@@ -105,6 +113,11 @@ def reference_model(reference: str):
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for module in model.modules():
+            if builder in HE_NORMAL and isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                fan_in = module.weight[0].numel()  # in/groups * kh * kw, or in
+                module.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=generator)
+                if module.bias is not None:
+                    module.bias.normal_(0.0, 0.1, generator=generator)
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
                 module.running_mean.normal_(0.0, 0.2, generator=generator)
                 module.running_var.uniform_(0.5, 1.5, generator=generator)
@@ -221,3 +234,21 @@ def test_aux_heads_load_from_the_checkpoint(name, reference, size, options, head
     assert sorted(got) == sorted(expected)
     for key in expected:
         assert_logits_match(f"{name} {key}", got[key], expected[key])
+
+
+def test_converted_mobilenet_v3_large_exports_to_tflite_like_keras(tmp_path):
+    """A MobileNetV3-Large from a torchvision state_dict, exported to float32 TFLite at 224x224 (its
+    checkpoint normalization inside the file), gives the Keras logits within 1e-4, and the export
+    report records the checkpoint's input conventions."""
+    import keras_cnn
+    from keras_cnn.deploy.export import export_tflite, run_tflite
+
+    pth, _ = save_state_dict(reference_model("torchvision:mobilenet_v3_large"), tmp_path)
+    model = keras_cnn.build("mobilenet_v3_large", weights=str(pth), classifier_activation=None)
+    images = np.random.default_rng(0).uniform(0, 1, (4, 224, 224, 3)).astype("float32")
+    report = export_tflite(model, tmp_path / "mobilenet_v3_large.tflite", verify_data=images)
+    logits = np.asarray(model(images, training=False))
+    got = run_tflite(tmp_path / "mobilenet_v3_large.tflite", images)
+    assert np.abs(got - logits).max() <= 1e-4 and report["max_abs_diff_vs_keras"] <= 1e-4, report
+    assert report["input"]["checkpoint"]["crop_size"] == 224 and report["input"]["checkpoint"]["mean"][0] == 0.485
+    assert report["xnnpack_delegated_fraction"] == 1.0, report["ops_not_delegated"]
