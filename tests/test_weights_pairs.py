@@ -165,6 +165,8 @@ def check_pair(name, reference, size, options, folder):
             f"{name} from {reference} ({path.name}): max |diff| {diff:.3g} > {RELATIVE_TOLERANCE} x max |logit| "
             f"{scale:.3g}")
         del ours
+    for path in (pth, safetensors_file):  # up to 1.1 GB a pair (VGG): do not keep them for the whole session
+        path.unlink()
     return report
 
 
