@@ -17,9 +17,9 @@ def _build_kwargs(args) -> dict:
     kwargs = {"num_classes": args.num_classes} if args.num_classes else {}
     if args.input_shape:
         kwargs["input_shape"] = parse_shape(args.input_shape)
-    if getattr(args, "weights", None):
+    if args.weights:
         kwargs["weights"] = args.weights
-    for key, value in (parse_option(o) for o in getattr(args, "option", [])):
+    for key, value in (parse_option(o) for o in args.option):
         kwargs[key] = value
     return kwargs
 

@@ -68,9 +68,7 @@ def fc_layers(x, *, width, dropout):
 
 #: torchvision ``alexnet`` (our ``alexnet_owt``): its weights enum.
 TORCHVISION_CHECKPOINTS = {
-    "alexnet_owt": (
-        torchvision_checkpoint("alexnet-owt-7be5be79.pth", top1=56.522),
-    ),
+    "alexnet_owt": (torchvision_checkpoint("alexnet-owt-7be5be79.pth", top1=56.522),),
 }
 #: torchvision alexnet: ``features`` = conv, ReLU, pool, conv, ReLU, pool, (conv, ReLU) x3, pool;
 #: ``classifier`` = Dropout, Linear, ReLU, Dropout, Linear, ReLU, Linear (ours: fc1, fc2, predictions).

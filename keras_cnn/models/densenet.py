@@ -76,18 +76,10 @@ VARIANTS = {
 }
 
 TORCHVISION_CHECKPOINTS = {
-    "densenet121": (
-        torchvision_checkpoint("densenet121-a639ec97.pth", top1=74.434),
-    ),
-    "densenet161": (
-        torchvision_checkpoint("densenet161-8d451a50.pth", top1=77.138),
-    ),
-    "densenet169": (
-        torchvision_checkpoint("densenet169-b2777c0a.pth", top1=75.6),
-    ),
-    "densenet201": (
-        torchvision_checkpoint("densenet201-c1103571.pth", top1=76.896),
-    ),
+    "densenet121": (torchvision_checkpoint("densenet121-a639ec97.pth", top1=74.434),),
+    "densenet161": (torchvision_checkpoint("densenet161-8d451a50.pth", top1=77.138),),
+    "densenet169": (torchvision_checkpoint("densenet169-b2777c0a.pth", top1=75.6),),
+    "densenet201": (torchvision_checkpoint("densenet201-c1103571.pth", top1=76.896),),
 }
 #: torchvision's DenseNet state_dict (``torchvision.models.densenet``) onto our layer names. The
 #: alias is torchvision's own ``_load_state_dict`` regex: its published files say

@@ -217,9 +217,7 @@ V3_TORCHVISION_CHECKPOINTS = {
         torchvision_checkpoint("mobilenet_v3_large-5c1a4163.pth", "IMAGENET1K_V2", resize_size=232, top1=75.274),
         torchvision_checkpoint("mobilenet_v3_large-8738ca79.pth", top1=74.042),
     ),
-    "small": (
-        torchvision_checkpoint("mobilenet_v3_small-047dcff4.pth", top1=67.668),
-    ),
+    "small": (torchvision_checkpoint("mobilenet_v3_small-047dcff4.pth", top1=67.668),),
 }
 
 

@@ -200,12 +200,8 @@ KERAS_APPLICATIONS = {
 
 #: torchvision's published weights (``torchvision.models.<name>``'s weights enum, its DEFAULT first).
 TORCHVISION_CHECKPOINTS = {
-    "resnet18": (
-        torchvision_checkpoint("resnet18-f37072fd.pth", top1=69.758),
-    ),
-    "resnet34": (
-        torchvision_checkpoint("resnet34-b627a593.pth", top1=73.314),
-    ),
+    "resnet18": (torchvision_checkpoint("resnet18-f37072fd.pth", top1=69.758),),
+    "resnet34": (torchvision_checkpoint("resnet34-b627a593.pth", top1=73.314),),
     "resnet50": (
         torchvision_checkpoint("resnet50-11ad3fa6.pth", "IMAGENET1K_V2", resize_size=232, top1=80.858),
         torchvision_checkpoint("resnet50-0676ba61.pth", top1=76.13),
@@ -226,9 +222,7 @@ TORCHVISION_CHECKPOINTS = {
         torchvision_checkpoint("resnext101_32x8d-110c445d.pth", "IMAGENET1K_V2", resize_size=232, top1=82.834),
         torchvision_checkpoint("resnext101_32x8d-8ba56ff5.pth", top1=79.312),
     ),
-    "resnext101_64x4d": (
-        torchvision_checkpoint("resnext101_64x4d-173b62eb.pth", resize_size=232, top1=83.246),
-    ),
+    "resnext101_64x4d": (torchvision_checkpoint("resnext101_64x4d-173b62eb.pth", resize_size=232, top1=83.246),),
 }
 #: torchvision's ResNet / ResNeXt state_dict (``torchvision.models.resnet``) onto our layer names.
 TORCHVISION_KEYS = KeyMap(

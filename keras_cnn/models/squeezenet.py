@@ -33,12 +33,8 @@ SQUEEZENET_CONFIGS = {
 
 #: torchvision's published weights (``torchvision.models.<name>``'s weights enum).
 TORCHVISION_CHECKPOINTS = {
-    "squeezenet1_0": (
-        torchvision_checkpoint("squeezenet1_0-b66bff10.pth", top1=58.092),
-    ),
-    "squeezenet1_1": (
-        torchvision_checkpoint("squeezenet1_1-b8a52dc0.pth", top1=58.178),
-    ),
+    "squeezenet1_0": (torchvision_checkpoint("squeezenet1_0-b66bff10.pth", top1=58.092),),
+    "squeezenet1_1": (torchvision_checkpoint("squeezenet1_1-b8a52dc0.pth", top1=58.178),),
 }
 
 

@@ -66,30 +66,14 @@ BN_RECIPE = Recipe(why="VGG with BatchNorm trains at the default rate")
 
 #: torchvision's published weights (``torchvision.models.<name>``'s weights enum).
 TORCHVISION_CHECKPOINTS = {
-    "vgg11": (
-        torchvision_checkpoint("vgg11-8a719046.pth", top1=69.02),
-    ),
-    "vgg11_bn": (
-        torchvision_checkpoint("vgg11_bn-6002323d.pth", top1=70.37),
-    ),
-    "vgg13": (
-        torchvision_checkpoint("vgg13-19584684.pth", top1=69.928),
-    ),
-    "vgg13_bn": (
-        torchvision_checkpoint("vgg13_bn-abd245e5.pth", top1=71.586),
-    ),
-    "vgg16": (
-        torchvision_checkpoint("vgg16-397923af.pth", top1=71.592),
-    ),
-    "vgg16_bn": (
-        torchvision_checkpoint("vgg16_bn-6c64b313.pth", top1=73.36),
-    ),
-    "vgg19": (
-        torchvision_checkpoint("vgg19-dcbb9e9d.pth", top1=72.376),
-    ),
-    "vgg19_bn": (
-        torchvision_checkpoint("vgg19_bn-c79401a0.pth", top1=74.218),
-    ),
+    "vgg11": (torchvision_checkpoint("vgg11-8a719046.pth", top1=69.02),),
+    "vgg11_bn": (torchvision_checkpoint("vgg11_bn-6002323d.pth", top1=70.37),),
+    "vgg13": (torchvision_checkpoint("vgg13-19584684.pth", top1=69.928),),
+    "vgg13_bn": (torchvision_checkpoint("vgg13_bn-abd245e5.pth", top1=71.586),),
+    "vgg16": (torchvision_checkpoint("vgg16-397923af.pth", top1=71.592),),
+    "vgg16_bn": (torchvision_checkpoint("vgg16_bn-6c64b313.pth", top1=73.36),),
+    "vgg19": (torchvision_checkpoint("vgg19-dcbb9e9d.pth", top1=72.376),),
+    "vgg19_bn": (torchvision_checkpoint("vgg19_bn-c79401a0.pth", top1=74.218),),
 }
 
 

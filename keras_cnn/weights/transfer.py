@@ -109,24 +109,22 @@ def _adapt_input_channels(value, variable, layer):
 def head_layer_names(model, key_map) -> set:
     """Names of the top-level layers of ``model`` that hold the checkpoint's classifier (``key_map.head``)."""
     names = set()
-    for top in model.layers:
-        for layer in top._flatten_layers(include_self=True, recursive=True):
-            own = list(layer._trainable_variables) + list(layer._non_trainable_variables)
-            if not own:
-                continue
-            prefix = key_map.reference_prefix(own[0].path.rsplit("/", 1)[0])
-            if prefix is not None and key_map.is_head(prefix + ".weight"):
-                names.add(top.name)
+    for top, path, _ in weight_owners(model, with_top=True):
+        prefix = key_map.reference_prefix(path)
+        if prefix is not None and key_map.is_head(prefix + ".weight"):
+            names.add(top.name)
     return names
 
 
-def weight_owners(model):
-    """``(path, layer)`` of every layer, nested ones included, that owns variables itself."""
+def weight_owners(model, with_top=False):
+    """``(path, layer)`` of every layer, nested ones included, that owns variables itself
+    (``(top-level layer, path, layer)`` with ``with_top``)."""
     for top in model.layers:
         for layer in top._flatten_layers(include_self=True, recursive=True):
             own = list(layer._trainable_variables) + list(layer._non_trainable_variables)
             if own:
-                yield own[0].path.rsplit("/", 1)[0], layer
+                path = own[0].path.rsplit("/", 1)[0]
+                yield (top, path, layer) if with_top else (path, layer)
 
 
 def plan(model, state: dict, key_map) -> dict:
