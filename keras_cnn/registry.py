@@ -91,9 +91,11 @@ def model_info(name: str) -> dict:
 
 def checkpoint_info(checkpoint) -> dict:
     """A declared checkpoint as ``model_info`` lists it: the ``weights=`` source that loads it, where it
-    comes from, whether it downloads (a recorded sha256), its accuracy and its input conventions."""
+    comes from, its hash ("hub" when the Hugging Face hub publishes it at download time), whether it
+    downloads, its accuracy and its input conventions."""
     return {"source": f"{checkpoint.layout}:{checkpoint.tag}", "url": checkpoint.url,
-            "sha256": checkpoint.sha256 or None, "downloads": bool(checkpoint.sha256), "top1": checkpoint.top1,
+            "sha256": checkpoint.sha256 or ("hub" if checkpoint.on_hub else None),
+            "downloads": bool(checkpoint.sha256) or checkpoint.on_hub, "top1": checkpoint.top1,
             "num_classes": checkpoint.num_classes, "options": dict(checkpoint.options),
             **{k: v for k, v in checkpoint.preprocessing().items() if k not in ("checkpoint", "layout")}}
 

@@ -146,6 +146,88 @@ def test_sources_are_checked_before_anything_is_built():
         keras_cnn.build("resnet18", weights="no_such_file.pth")
 
 
+class _Hub(_Server):
+    """A Hugging Face hub on 127.0.0.1: ``HEAD /timm/REPO/resolve/main/model.safetensors`` answers 302
+    with the file's sha256 in ``X-Linked-Etag`` (as huggingface.co does for LFS files); ``GET``
+    redirects to the file under ``/cdn/REPO/``, as the hub sends its CDN's address."""
+
+    def __init__(self, folder, sha256=None):
+        self.requests, self.sha256 = [], dict(sha256 or {})
+        hub = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def _redirect(self):
+                parts = self.path.strip("/").split("/")  # timm, REPO, resolve, main, FILE
+                if len(parts) != 5 or parts[2] != "resolve":
+                    return False
+                self.send_response(302)
+                self.send_header("Location", f"/cdn/{parts[1]}/{parts[4]}")
+                self.send_header("X-Linked-Etag", f'"{hub.sha256.get(parts[1], "")}"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return True
+
+            def do_HEAD(self):  # noqa: N802
+                hub.requests.append(("HEAD", self.path))
+                self._redirect() or super().do_HEAD()
+
+            def do_GET(self):  # noqa: N802
+                hub.requests.append(("GET", self.path))
+                self._redirect() or super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                     functools.partial(Handler, directory=str(folder)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_timm_checkpoints_download_checked_against_the_sha256_the_hub_publishes(tmp_path, keras_home, monkeypatch):
+    """``weights="timm"``: the hash comes from the hub's ``X-Linked-Etag``, the file through its redirect;
+    the digest is kept beside the cached file, so the second build asks nothing; a file that does not
+    match the published hash is refused and leaves nothing behind."""
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    reference = timm.create_model("repvgg_a0", pretrained=False)
+    served = tmp_path / "hub"
+    (served / "cdn" / "repvgg_a0.rvgg_in1k").mkdir(parents=True)
+    file = served / "cdn" / "repvgg_a0.rvgg_in1k" / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(file))
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    hub = _Hub(served, {"repvgg_a0.rvgg_in1k": digest})
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    try:
+        model = keras_cnn.build("repvgg_a0", weights="timm", input_shape=(64, 64, 3))
+        assert hub.requests == [("HEAD", "/timm/repvgg_a0.rvgg_in1k/resolve/main/model.safetensors"),
+                                ("GET", "/timm/repvgg_a0.rvgg_in1k/resolve/main/model.safetensors"),
+                                ("GET", "/cdn/repvgg_a0.rvgg_in1k/model.safetensors")], hub.requests
+        cached = cache_folder() / "repvgg_a0.rvgg_in1k.safetensors"
+        assert cached.read_bytes() == file.read_bytes()
+        assert (cache_folder() / "repvgg_a0.rvgg_in1k.safetensors.sha256").read_text().strip() == digest
+        expected = reference.state_dict()["stem.conv_kxk.conv.weight"].numpy().transpose(2, 3, 1, 0)
+        assert np.array_equal(np.array(model.get_layer("stem").conv3.kernel), expected)
+
+        hub.requests.clear()
+        keras_cnn.build("repvgg_a0", weights="timm:repvgg_a0.rvgg_in1k", input_shape=(64, 64, 3))
+        assert hub.requests == [], "the cached file is checked against its recorded digest, offline"
+
+        for leftover in cache_folder().iterdir():
+            leftover.unlink()
+        hub.sha256["repvgg_a0.rvgg_in1k"] = "0" * 64  # the hub publishes another file's hash
+        with pytest.raises(ValueError, match="does not match the published 0000"):
+            keras_cnn.build("repvgg_a0", weights="timm", input_shape=(64, 64, 3))
+        assert list(cache_folder().iterdir()) == []
+    finally:
+        hub.close()
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # offline
+    with pytest.raises(ValueError, match="could not read the published sha256 of http://127.0.0.1:9/timm/"):
+        keras_cnn.build("repvgg_a0", weights="timm", input_shape=(64, 64, 3))
+
+
 # --------------------------------------------------------------------------- what is refused
 class NotATensor:
     pass

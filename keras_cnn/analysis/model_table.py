@@ -44,7 +44,8 @@ convolutions (plain, grouped, depthwise, separable) and dense layers at the defa
 counted once (see `keras_cnn/analysis/counting.py`). RepVGG MACs are those of the deployed, fused net, as in
 its paper. A ratio is measured / reference; "-" means the reference gives no number. Weights are
 the trained checkpoints `keras_cnn.build(name, weights=SOURCE)` loads (ImageNet-1k top-1 as the
-reference reports it); "by path" marks one whose file hash is not recorded here, so it is not
+reference reports it). torchvision's files are checked against the hash their names carry, timm's
+against the sha256 the Hugging Face hub publishes; "by path" marks one with neither, so it is not
 downloaded but loads from a file you pass.
 
 {COLUMNS}
@@ -114,7 +115,8 @@ def weights_cell(spec) -> str:
     cells = []
     for checkpoint in spec.checkpoints:
         text = f"`{checkpoint.layout}:{checkpoint.tag}`"
-        notes = [f"{checkpoint.top1:g}" if checkpoint.top1 is not None else "", "" if checkpoint.sha256 else "by path"]
+        downloads = checkpoint.sha256 or checkpoint.on_hub
+        notes = [f"{checkpoint.top1:g}" if checkpoint.top1 is not None else "", "" if downloads else "by path"]
         cells.append(text + (f" ({', '.join(n for n in notes if n)})" if any(notes) else ""))
     return ", ".join(cells)
 

@@ -70,10 +70,13 @@ class Checkpoint:
     """A published checkpoint of one variant, and what its network expects as input.
 
     ``url`` is the official file; ``sha256`` its published hash: the full hex digest (Hugging Face
-    publishes it), or the prefix the URL itself carries (torchvision names its files
-    ``NAME-<first 8 hex digits of sha256>.pth``). An empty ``sha256`` means the hash is not
-    recorded here: the checkpoint is never downloaded (files are only fetched hash-checked), but a
-    copy the user passes by path is read with this row's normalization. ``layout`` names the family's :class:`KeyMap`
+    publishes it), or the prefix the URL itself carries (torch.hub's convention, which torchvision's
+    and timm's GitHub-hosted files follow: ``NAME-<first 8 or more hex digits of sha256>.pth``; an
+    empty ``sha256`` with such a URL takes that prefix). An empty ``sha256`` means the hash is not
+    recorded here: a Hugging Face file is then checked against the sha256 the hub publishes at
+    download time (:func:`keras_cnn.weights.download.published_sha256`); any other is never
+    downloaded (files are only fetched hash-checked), but a copy the user passes by path is read
+    with this row's normalization. ``layout`` names the family's :class:`KeyMap`
     that reads it. ``mean``/``std`` are the normalization the net was trained with (on [0, 1]
     images); ``resize_size`` then a center crop to ``crop_size`` with ``interpolation`` is its
     evaluation transform. ``tag`` is the reference's own name for it (torchvision's weights enum
@@ -81,7 +84,7 @@ class Checkpoint:
     """
 
     url: str
-    sha256: str
+    sha256: str  # '' when not recorded: a name in torch.hub's convention gives the prefix it carries
     layout: str
     tag: str
     num_classes: int = 1000
@@ -93,9 +96,24 @@ class Checkpoint:
     top1: float | None = None
     options: dict = dataclasses.field(default_factory=dict)  # build options the checkpoint needs
 
+    def __post_init__(self):
+        named = re.search(TORCH_HUB_HASH_IN_NAME, self.url)
+        if not self.sha256 and named:  # torch.hub's convention: NAME-<sha256 prefix>.pth
+            object.__setattr__(self, "sha256", named.group(1))
+
     @property
     def filename(self) -> str:
-        return self.url.rstrip("/").rsplit("/", 1)[-1]
+        """The name in the cache: the URL's last part, or for a Hugging Face file (every timm repo
+        names it ``model.safetensors``) the repo's name with the file's suffix."""
+        parts = self.url.rstrip("/").split("/")
+        if self.url.startswith(HUB_URL) and "resolve" in parts:
+            return f"{parts[parts.index('resolve') - 1]}.{parts[-1].rsplit('.', 1)[-1]}"
+        return parts[-1]
+
+    @property
+    def on_hub(self) -> bool:
+        """A Hugging Face file: its sha256 is published by the hub (asked at download time when not recorded)."""
+        return self.url.startswith(HUB_URL)
 
     def preprocessing(self) -> dict:
         """What ``model_info`` and the export reports record about the checkpoint's input."""
@@ -111,13 +129,16 @@ def torchvision_checkpoint(file: str, tag: str = "IMAGENET1K_V1", **fields) -> C
     """A torchvision checkpoint by its file name under :data:`TORCHVISION_URL`; the sha256 prefix is
     the one the name carries, the evaluation transform torchvision's ``ImageClassification``."""
     url = TORCHVISION_URL + file
-    match = re.search(r"-([0-9a-f]{8,})\.pth$", url)
+    match = re.search(TORCH_HUB_HASH_IN_NAME, url)
     if not match:
         raise ValueError(f"torchvision checkpoint URL without a hash suffix: {url!r}")
     return Checkpoint(url=url, sha256=match.group(1), layout="torchvision", tag=tag, **fields)
 
 
-TIMM_URL = "https://huggingface.co/timm/{tag}/resolve/main/model.safetensors"
+HUB_URL = "https://huggingface.co/"
+#: torch.hub names published files ``NAME-<first 8 or more hex digits of their sha256>.pth``
+TORCH_HUB_HASH_IN_NAME = r"-([0-9a-f]{8,})\.pth$"
+TIMM_URL = HUB_URL + "timm/{tag}/resolve/main/model.safetensors"
 
 
 def timm_checkpoint(tag: str, *, sha256: str = "", mean=IMAGENET_MEAN, std=IMAGENET_STD, crop_size: int = 224,

@@ -3,7 +3,8 @@
 ``keras_cnn.build(name, weights=SOURCE)`` takes as ``SOURCE``:
 
 * ``"torchvision"`` or ``"timm"``: the variant's default checkpoint of that library, downloaded
-  once into Keras' cache and checked against its published sha256 (:mod:`.download`);
+  once into Keras' cache and checked against its published sha256 (:mod:`.download`: torchvision's
+  file names carry it, the Hugging Face hub publishes it for timm's files);
 * ``"torchvision:TAG"`` / ``"timm:ARCH.TAG"``: one of the variant's declared checkpoints by name
   (``keras_cnn.model_info(name)["checkpoints"]`` lists them);
 * a path to a PyTorch state_dict (``.pth``, ``.pt``, ``.bin``, read with ``weights_only=True``),
@@ -28,7 +29,7 @@ import difflib
 from pathlib import Path
 
 from keras_cnn.models.spec import IMAGENET_MEAN, IMAGENET_STD, Checkpoint, ModelSpec
-from keras_cnn.weights.download import fetch
+from keras_cnn.weights.download import fetch, fetch_from_hub
 from keras_cnn.weights.files import checkpoint_file, folder_preprocessing, read_state_dict
 from keras_cnn.weights.transfer import head_layer_names, plan, transfer
 
@@ -78,11 +79,14 @@ def resolve(spec: ModelSpec, weights) -> Source:
     """Turn ``weights=`` into a :class:`Source` (downloading a declared checkpoint if needed)."""
     if is_library_source(weights):
         checkpoint = checkpoint_for(spec, weights)
-        if not checkpoint.sha256:
+        if checkpoint.sha256:
+            path = fetch(checkpoint.url, checkpoint.sha256, checkpoint.filename)
+        elif checkpoint.on_hub:  # checked against the sha256 the hub publishes
+            path = fetch_from_hub(checkpoint.url, checkpoint.filename)
+        else:
             raise ValueError(f"{spec.name}: the sha256 of {checkpoint.url} is not recorded in keras_cnn, and files are "
                              "only downloaded hash-checked. Download it yourself and pass its path as weights= "
                              "(its layout and normalization are known)")
-        path = fetch(checkpoint.url, checkpoint.sha256, checkpoint.filename)
         return Source(path, f"{checkpoint.layout}:{checkpoint.tag}", checkpoint)
     if not isinstance(weights, (str, Path)):
         raise ValueError(f"{spec.name}: weights must be None, 'torchvision', 'timm', 'LIBRARY:TAG' or a path, "

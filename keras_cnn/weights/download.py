@@ -9,18 +9,31 @@ The cache is ``$KERAS_HOME/models/keras_cnn`` (``~/.keras/models/keras_cnn``). S
 ``KERAS_CNN_WEIGHTS_MIRROR`` to a base URL (``http://mirror.local/weights/``, ``file:///data/w/``)
 fetches every checkpoint by its file name from there instead of its official address; the hash
 check is the same.
+
+Hugging Face files (timm's checkpoints) carry no hash in their URL. Their sha256 is published by
+the hub itself: a ``HEAD`` request on the ``resolve`` URL answers with the LFS object's sha256 in
+its ``X-Linked-Etag`` header (what ``huggingface_hub`` checks its downloads against).
+:func:`published_sha256` reads it, the download is checked against it, and the digest is kept
+beside the cached file (``FILE.sha256``), so later calls check the cache offline. ``HF_ENDPOINT``
+(the variable ``huggingface_hub`` reads) points these requests at a mirror of the hub.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import keras
 
 MIRROR_VARIABLE = "KERAS_CNN_WEIGHTS_MIRROR"
+HUB_VARIABLE = "HF_ENDPOINT"
+HUB = "https://huggingface.co"
 CACHE_SUBDIR = os.path.join("models", "keras_cnn")
+HASH_TIMEOUT_S = 30
 
 
 def cache_folder() -> Path:
@@ -41,9 +54,67 @@ def hash_matches(path, expected: str) -> bool:
     return sha256_of(path).startswith(expected.lower())
 
 
-def source_url(url: str) -> str:
+def hub_url(url: str) -> str:
+    """``url`` with the Hugging Face hub replaced by ``$HF_ENDPOINT`` when it is set."""
+    endpoint = os.environ.get(HUB_VARIABLE, "").strip().rstrip("/")
+    return endpoint + url[len(HUB):] if endpoint and url.startswith(HUB + "/") else url
+
+
+def source_url(url: str, filename: str | None = None) -> str:
     mirror = os.environ.get(MIRROR_VARIABLE, "").strip()
-    return f"{mirror.rstrip('/')}/{url.rstrip('/').rsplit('/', 1)[-1]}" if mirror else url
+    if mirror:
+        return f"{mirror.rstrip('/')}/{filename or url.rstrip('/').rsplit('/', 1)[-1]}"
+    return hub_url(url)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # the hub's answer itself holds the hash, not the CDN's
+        return None
+
+
+def published_sha256(url: str) -> str:
+    """The sha256 the Hugging Face hub publishes for the file at ``url`` (its ``X-Linked-Etag``).
+
+    Raises ValueError when the hub cannot be reached or publishes no sha256 for the file."""
+    url = hub_url(url)
+    request = urllib.request.Request(url, method="HEAD", headers={"Accept-Encoding": "identity"})
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        response = opener.open(request, timeout=HASH_TIMEOUT_S)
+        headers = response.headers
+    except urllib.error.HTTPError as answer:  # a 3xx to the CDN, refused above, carries the headers
+        if not 300 <= answer.code < 400:
+            raise ValueError(f"could not read the published sha256 of {url}: HTTP {answer.code}") from answer
+        headers = answer.headers
+    except (urllib.error.URLError, OSError) as error:
+        raise ValueError(
+            f"could not read the published sha256 of {url} ({error}); files are only downloaded hash-checked. "
+            f"Without network access, fetch the file elsewhere and pass its path as weights=, or set "
+            f"{HUB_VARIABLE} to a mirror of the hub") from error
+    etag = (headers.get("X-Linked-Etag") or headers.get("ETag") or "").strip().strip('"').removeprefix("W/").strip('"')
+    if not re.fullmatch(r"[0-9a-f]{64}", etag.lower()):
+        raise ValueError(f"{url}: the hub published no sha256 for this file (ETag {etag!r})")
+    return etag.lower()
+
+
+def recorded_sha256(filename: str) -> str:
+    """The sha256 kept beside a cached file whose hash came from the hub ('' when none is)."""
+    record = cache_folder() / f"{filename}.sha256"
+    return record.read_text().strip() if record.is_file() else ""
+
+
+def fetch_from_hub(url: str, filename: str) -> Path:
+    """The cached file of a Hugging Face ``url``, checked against the sha256 the hub publishes (asked
+    once; later calls check the cache against the digest recorded beside it, offline)."""
+    sha256 = recorded_sha256(filename)
+    if not (sha256 and (cache_folder() / filename).is_file()):
+        sha256 = published_sha256(url)
+    path = fetch(url, sha256, filename)
+    record = cache_folder() / f"{filename}.sha256"
+    partial = record.with_name(f".{record.name}.{os.getpid()}.partial")
+    partial.write_text(sha256 + "\n")
+    os.replace(partial, record)
+    return path
 
 
 def fetch(url: str, sha256: str, filename: str | None = None) -> Path:
@@ -59,7 +130,7 @@ def fetch(url: str, sha256: str, filename: str | None = None) -> Path:
             return final
         final.unlink()  # damaged by hand or an older, different file: fetch it again
     folder.mkdir(parents=True, exist_ok=True)
-    origin = source_url(url)
+    origin = source_url(url, filename)
     partial = f".{filename}.{os.getpid()}.partial"
     try:
         downloaded = Path(keras.utils.get_file(fname=partial, origin=origin, cache_dir=str(folder.parents[1]),
