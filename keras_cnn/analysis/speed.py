@@ -9,7 +9,8 @@
   pools to 7x7) the per-MAC ratio says whether the implementation is slower.
 - :func:`latency`: batch-1 Keras ``predict_on_batch`` latency and TFLite latency (float32 and int8,
   both exported through :func:`keras_cnn.deploy.export.export_tflite`, XNNPACK on), ours beside theirs
-  where keras.applications has the architecture.
+  where keras.applications has the architecture, with each file's XNNPACK partitions;
+  :func:`int8_summary` turns its rows into the int8-vs-float32 table (speed-up, partitions).
 - :func:`repvgg_speedup`: the train-time RepVGG graph against its fused deploy form, in Keras and
   TFLite, with the speed-up ratio.
 
@@ -187,8 +188,10 @@ def _export(model, folder, tag, quantize, shape, **options):
 
 
 def latency(names, *, image_size=None, num_classes=1000, rounds=3, runs=20, warmup=5, threads=1,
-            modes=("float32", "int8")) -> list[dict]:
-    """Batch-1 latency in Keras and TFLite (``modes``), ours beside keras.applications' twin."""
+            modes=("float32", "int8"), keras_predict=True) -> list[dict]:
+    """Batch-1 latency in Keras and TFLite (``modes``), ours beside keras.applications' twin. TFLite
+    rows also give each file's XNNPACK partitions, the share of its ops XNNPACK takes and the ops
+    left outside (see :func:`int8_summary` for the int8-vs-float32 table)."""
     rows = []
     for name in check_names(names):
         shape = _input_shape(name, image_size)
@@ -196,13 +199,15 @@ def latency(names, *, image_size=None, num_classes=1000, rounds=3, runs=20, warm
         models = {"ours": ours(name, shape, num_classes)}
         if name in KERAS_APPLICATIONS:
             models["keras"] = theirs(name, shape, num_classes)
-        measured = {"keras_predict": _keras_predict_seconds(models, x, warmup, runs, rounds)}
+        measured = {"keras_predict": _keras_predict_seconds(models, x, warmup, runs, rounds)} if keras_predict else {}
+        graphs = {}
         with tempfile.TemporaryDirectory() as folder:
             for mode in modes:
                 quantize = None if mode == "float32" else mode
-                files = {k: _export(m, folder, k, quantize, shape)[0] for k, m in models.items()}
+                exported = {k: _export(m, folder, k, quantize, shape) for k, m in models.items()}
+                graphs[f"tflite_{mode}"] = {k: report for k, (_, report) in exported.items()}
                 measured[f"tflite_{mode}"] = _median_of_rounds(
-                    {k: _tflite_timer(f, threads, runs, warmup) for k, f in files.items()}, rounds)
+                    {k: _tflite_timer(path, threads, runs, warmup) for k, (path, _) in exported.items()}, rounds)
         for runtime, seconds in measured.items():
             row = {"model": name, "keras_applications": KERAS_APPLICATIONS.get(name, (None,))[0],
                    "runtime": runtime, "input": list(shape), "threads": threads if runtime != "keras_predict" else None,
@@ -210,10 +215,39 @@ def latency(names, *, image_size=None, num_classes=1000, rounds=3, runs=20, warm
             if "keras" in seconds:
                 row.update({"keras_ms": round(seconds["keras"] * 1e3, 3),
                             "ratio_ours_over_keras": round(seconds["ours"] / seconds["keras"], 3)})
+            for who, report in graphs.get(runtime, {}).items():
+                row.update({f"{who}_partitions": report["xnnpack_partitions"],
+                            f"{who}_xnnpack_share": report["xnnpack_delegated_fraction"],
+                            f"{who}_outside_xnnpack": report["ops_outside_xnnpack"]})
             rows.append(row)
         del models
         _release()
     return rows
+
+
+def int8_summary(rows) -> list[dict]:
+    """One row per model from :func:`latency` rows that have both TFLite modes: float32 and int8
+    milliseconds, int8's speed-up (float32 time / int8 time), the int8 file's XNNPACK partitions,
+    share of ops and ops left outside, and keras.applications' int8 beside ours where it has a twin."""
+    by_model = {}
+    for row in rows:
+        by_model.setdefault(row["model"], {})[row["runtime"]] = row
+    summary = []
+    for name, runtimes in by_model.items():
+        float32, int8 = runtimes.get("tflite_float32"), runtimes.get("tflite_int8")
+        if not (float32 and int8):
+            continue
+        entry = {"model": name, "input": int8["input"], "threads": int8["threads"],
+                 "float32_ms": float32["ours_ms"], "int8_ms": int8["ours_ms"],
+                 "int8_speedup": round(float32["ours_ms"] / int8["ours_ms"], 2),
+                 "int8_partitions": int8["ours_partitions"], "int8_xnnpack_share": int8["ours_xnnpack_share"],
+                 "int8_outside_xnnpack": ", ".join(f"{op} x{n}" for op, n in int8["ours_outside_xnnpack"].items())}
+        if "keras_ms" in int8:
+            entry.update({"keras_applications": int8["keras_applications"], "keras_int8_ms": int8["keras_ms"],
+                          "keras_int8_speedup": round(float32["keras_ms"] / int8["keras_ms"], 2),
+                          "keras_int8_partitions": int8["keras_partitions"]})
+        summary.append(entry)
+    return summary
 
 
 def _keras_predict_seconds(models: dict, x, warmup, runs, rounds) -> dict:

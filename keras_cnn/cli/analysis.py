@@ -15,14 +15,19 @@ def cmd_bench(args):
         rows = speed.train_speed(names, progress=lambda row: print(json.dumps(row), flush=True), **settings)
     elif args.kind == "latency":
         names = args.names or ["mobilenet_v2", "mobilenet_v3_small"]
-        settings.update(runs=args.runs, threads=args.threads, modes=tuple(args.modes.split(",")))
+        settings.update(runs=args.runs, threads=args.threads, modes=tuple(args.modes.split(",")),
+                        keras_predict=not args.no_keras_predict)
         rows = speed.latency(names, **settings)
     else:
         settings.update(runs=args.runs, threads=args.threads)
         rows = speed.repvgg_speedup(*(args.names or ["repvgg_a0"])[:1], **settings)
     print(speed.markdown_table(rows))
+    summary = speed.int8_summary(rows) if args.kind == "latency" else []
+    if summary:
+        print("\nint8 vs float32 (speed-up = float32 ms / int8 ms):\n" + speed.markdown_table(summary))
     if args.json:
-        print(f"wrote {speed.write_json(args.kind, rows, args.json, names=args.names, **settings)}")
+        extra = {"int8_summary": summary} if summary else {}
+        print(f"wrote {speed.write_json(args.kind, rows, args.json, names=args.names, **settings, **extra)}")
     return 0
 
 
@@ -39,6 +44,7 @@ def add_parsers(sub):
     p.add_argument("--runs", type=int, default=20, help="latency: runs per round")
     p.add_argument("--threads", type=int, default=1, help="TFLite threads")
     p.add_argument("--modes", default="float32,int8", help="latency: TFLite modes")
+    p.add_argument("--no-keras-predict", action="store_true", help="latency: time the TFLite files only")
     p.add_argument("--jit-compile", action="store_true", help="train-speed: XLA-compile both train steps")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the rows and settings as JSON")
     p.set_defaults(func=cmd_bench)

@@ -8,7 +8,7 @@ from pathlib import Path
 from keras_cnn.atomic import atomic_path
 from keras_cnn.cli.common import parse_option, parse_shape
 from keras_cnn.deploy.export import checkpoint_preprocessing, export_saved_model, export_tflite, export_tflite_modes
-from keras_cnn.deploy.tflite import tflite_latency
+from keras_cnn.deploy.tflite import inspect_tflite, tflite_latency
 from keras_cnn.registry import build, get_spec
 from keras_cnn.training.evaluate import calibration_images, default_class_names, load_model_source
 
@@ -32,6 +32,8 @@ def cmd_export(args):
     representative = verify = None
     if config is not None and args.format == "tflite" and args.quantize in ("int8", "dynamic", "all"):
         representative, verify = calibration_images(config)  # the run's own images, when they are here
+    if args.int8_io and args.quantize != "int8":
+        raise ValueError(f"--int8-io needs --quantize int8, received --quantize {args.quantize}")
     output = Path(args.output or Path("savedmodels") / name)
     if args.format == "savedmodel":
         report = export_saved_model(model, output / "saved_model", class_names=classes)
@@ -41,7 +43,7 @@ def cmd_export(args):
     else:
         suffix = f"_{args.quantize}" if args.quantize else ""
         report = export_tflite(model, output / f"{name}{suffix}.tflite", quantize=args.quantize,
-                               batch_size=args.batch_size, class_names=classes,
+                               batch_size=args.batch_size, class_names=classes, int8_io=args.int8_io or False,
                                representative_data=representative if args.quantize == "int8" else None,
                                verify_data=verify if args.quantize in ("int8", "dynamic") else None)
     print(json.dumps(report, indent=2, default=str))
@@ -72,12 +74,17 @@ def cmd_tflite_bench(args):
     if not Path(args.file).is_file():
         raise ValueError(f"no such .tflite file: {args.file}")
     threads = tuple(int(t) for t in args.threads.split(","))
-    result = {"file": args.file, **tflite_latency(args.file, threads=threads, runs=args.runs, warmup=args.warmup,
-                                                   xnnpack=not args.no_xnnpack)}
-    for key, value in result.items():
-        if isinstance(value, dict):
-            print(f"{key:10s} median {value['median_ms']:.3f} ms  "
-                  f"(p10 {value['p10_ms']:.3f}, p90 {value['p90_ms']:.3f})")
+    latency = tflite_latency(args.file, threads=threads, runs=args.runs, warmup=args.warmup,
+                             xnnpack=not args.no_xnnpack)
+    graph = inspect_tflite(Path(args.file).read_bytes())
+    result = {"file": args.file, **latency,
+              "xnnpack": {key: graph[key] for key in ("xnnpack_partitions", "xnnpack_delegated_fraction",
+                                                      "ops_outside_xnnpack")}}
+    for key, value in latency.items():
+        print(f"{key:10s} median {value['median_ms']:.3f} ms  (p10 {value['p10_ms']:.3f}, p90 {value['p90_ms']:.3f})")
+    outside = ", ".join(f"{op} x{count}" for op, count in graph["ops_outside_xnnpack"].items()) or "none"
+    print(f"XNNPACK    {graph['xnnpack_partitions']} partition(s), {graph['xnnpack_delegated_fraction']:.0%} of "
+          f"{graph['op_count']} ops; outside: {outside}")
     print(json.dumps(result))
     return 0
 
@@ -91,6 +98,9 @@ def add_parsers(sub):
     p.add_argument("--format", choices=("savedmodel", "tflite"), default="tflite")
     p.add_argument("--quantize", choices=("float16", "dynamic", "int8", "all"), default=None,
                    help="all: float32, float16, dynamic and int8 files from one traced graph")
+    p.add_argument("--int8-io", nargs="?", const="int8", choices=("int8", "uint8"), default=None,
+                   help="with --quantize int8: integer input and output (uint8: a camera's pixels); the report gives "
+                        "their scale and zero point")
     p.add_argument("--batch-size", type=int, default=1, help="fixed batch size of the .tflite file")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--input-shape", default=None, help="H,W,C for a registry name")

@@ -34,6 +34,7 @@ import numpy as np
 
 from keras_cnn import data as datasets
 from keras_cnn.atomic import atomic_path, write_bytes, write_text
+from keras_cnn.deploy.int8 import needs_int8_rewrite, prepare_for_int8
 from keras_cnn.deploy.reparameterize import reparameterize
 from keras_cnn.deploy.tflite import inspect_tflite, run_tflite  # noqa: F401  (public here too)
 from keras_cnn.layers.input_normalization import InputNormalization
@@ -45,6 +46,8 @@ QUANTIZE_MODES = (None, "float16", "dynamic", "int8")
 # report their top-1 agreement and are held to a tolerance only when the caller gives one.
 DEFAULT_TOLERANCE = {None: 1e-4, "float16": 1e-2}
 LOSSY_MODES = ("dynamic", "int8")
+#: integer input and output of an int8 file: False (float32), True / "int8", or "uint8" (a camera's pixels)
+INT8_IO = (False, True, "int8", "uint8")
 NORMALIZATION = "float32 in [0, 1] (uint8 / 255)"
 
 
@@ -155,8 +158,8 @@ def _verify_saved_model(directory, model, shape):
 
 # --------------------------------------------------------------------------- TFLite
 def export_tflite(model, path, *, quantize=None, representative_data=None, batch_size=1, int8_io=False,
-                  class_names=None, fold_batch_norm=True, fuse_repvgg=True, verify=True, verify_data=None,
-                  tolerance=None):
+                  class_names=None, fold_batch_norm=True, fuse_repvgg=True, int8_rewrite=True, verify=True,
+                  verify_data=None, tolerance=None):
     """Convert ``model`` to a ``.tflite`` file, verify it, write it and its JSON report atomically.
 
     Args:
@@ -164,19 +167,29 @@ def export_tflite(model, path, *, quantize=None, representative_data=None, batch
         representative_data: for int8, float32 images in [0, 1] (an array or an iterable of
             batches); default: a batch drawn from ``keras_cnn.data`` digits at the model's size.
         batch_size: the fixed batch dimension of the file.
-        int8_io: with ``"int8"``, make the input and output tensors int8 as well.
+        int8_io: with ``"int8"``, make the input and output tensors integer too: ``True`` or
+            ``"int8"``, or ``"uint8"`` (a camera's pixels); the report's ``quantization.io`` gives
+            their scale and zero point (``real = scale * (q - zero_point)``; the input's real
+            values are the [0, 1] images).
         verify_data: float images to compare Keras and TFLite on (default: a random batch).
         tolerance: max abs difference of probabilities allowed (default: float32 1e-4, float16
             1e-2; ``"dynamic"`` is checked only when given). The quantized modes report their
             top-1 agreement with Keras on ``verify_data``; check it on real images.
         fold_batch_norm, fuse_repvgg: the deployment rewrites (both on by default; turn them off
             only to measure what they buy).
+        int8_rewrite: with ``"int8"``, write h-swish in ops XNNPACK runs in int8
+            (:mod:`keras_cnn.deploy.int8`; on by default, off only to measure what it buys).
 
     Returns:
         the report dict (also written to ``<path>.json``).
     """
     _check_quantize(quantize)
-    with _traced(model, batch_size, fold_batch_norm, fuse_repvgg) as traced:
+    if int8_io not in INT8_IO:
+        raise ValueError(f"int8_io must be one of {list(INT8_IO)}, received {int8_io!r}")
+    if int8_io and quantize != "int8":
+        raise ValueError(f"int8_io={int8_io!r} needs quantize='int8', received quantize={quantize!r}")
+    rewrite = int8_rewrite and quantize == "int8"
+    with _traced(model, batch_size, fold_batch_norm, fuse_repvgg, int8_rewrite=rewrite) as traced:
         return _convert_and_write(traced, Path(path), quantize, representative_data=representative_data,
                                   int8_io=int8_io, class_names=class_names, verify=verify,
                                   verify_data=verify_data, tolerance=tolerance)
@@ -190,13 +203,17 @@ def export_tflite_modes(model, folder, *, name=None, modes=QUANTIZE_MODES, repre
         _check_quantize(mode)
     name = name or model.name
     reports = {}
-    with _traced(model, batch_size, fold_batch_norm) as traced:
-        for mode in modes:
-            suffix = f"_{mode}" if mode else ""
-            reports[mode or "float32"] = _convert_and_write(
-                traced, Path(folder) / f"{name}{suffix}.tflite", mode, representative_data=representative_data,
-                class_names=class_names, verify_data=verify_data)
-    return reports
+    # int8 gets its own trace when the model has activations to rewrite for XNNPACK's int8 kernels
+    separate = "int8" in modes and needs_int8_rewrite(model)
+    groups = [[m for m in modes if m != "int8"], ["int8"]] if separate else [list(modes)]
+    for group in (g for g in groups if g):
+        with _traced(model, batch_size, fold_batch_norm, int8_rewrite=separate and group == ["int8"]) as traced:
+            for mode in group:
+                suffix = f"_{mode}" if mode else ""
+                reports[mode or "float32"] = _convert_and_write(
+                    traced, Path(folder) / f"{name}{suffix}.tflite", mode, representative_data=representative_data,
+                    class_names=class_names, verify_data=verify_data)
+    return {(mode or "float32"): reports[mode or "float32"] for mode in modes}
 
 
 def _check_quantize(quantize):
@@ -208,22 +225,38 @@ class _Traced(tuple):
     saved = property(lambda self: self[0])
     prepared = property(lambda self: self[1])
     shape = property(lambda self: self[2])
+    rewrites = property(lambda self: self[3])  # {"hard_swish": n, "max_abs_diff_vs_original": d} or {}
+
+
+REWRITE_TOLERANCE = 1e-5
 
 
 @contextlib.contextmanager
-def _traced(model, batch_size, fold_batch_norm, fuse_repvgg=True):
-    """The deployable float32 graph at a fixed input shape, written once as a temporary SavedModel."""
+def _traced(model, batch_size, fold_batch_norm, fuse_repvgg=True, int8_rewrite=False):
+    """The deployable float32 graph at a fixed input shape, written once as a temporary SavedModel;
+    with ``int8_rewrite``, h-swish rewritten for XNNPACK's int8 kernels and checked against the
+    unrewritten graph (float outputs within 1e-5)."""
     import tensorflow as tf
 
     prepared = deployable(model, fold_batch_norm=fold_batch_norm, fuse_repvgg=fuse_repvgg)
     shape = _static_input_shape(prepared, batch_size)
+    rewrites = {}
+    if int8_rewrite and needs_int8_rewrite(prepared):
+        sample = _sample_batch((2, *shape[1:]), seed=1)
+        before = _keras_predict(prepared, sample)
+        rewrites = prepare_for_int8(prepared)
+        diff = float(np.abs(_keras_predict(prepared, sample) - before).max())
+        if diff > REWRITE_TOLERANCE:
+            raise ExportError(f"the int8 rewrite {rewrites} changed the float outputs by {diff:.3g} "
+                              f"(> {REWRITE_TOLERANCE})")
+        rewrites["max_abs_diff_vs_original"] = diff
     archive = keras.export.ExportArchive()
     archive.track(prepared)
     archive.add_endpoint("serve", lambda images: prepared(images, training=False),
                          input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
     with tempfile.TemporaryDirectory() as saved:
         archive.write_out(saved, verbose=False)
-        yield _Traced((saved, prepared, shape))
+        yield _Traced((saved, prepared, shape, rewrites))
 
 
 def _convert_and_write(traced, path, quantize, *, representative_data=None, int8_io=False, class_names=None,
@@ -243,8 +276,9 @@ def _convert_and_write(traced, path, quantize, *, representative_data=None, int8
         converter.representative_dataset = _representative(representative_data, shape)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if int8_io:
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+            io_type = tf.uint8 if int8_io == "uint8" else tf.int8
+            converter.inference_input_type = io_type
+            converter.inference_output_type = io_type
     try:
         flatbuffer = converter.convert()
     except Exception as error:
@@ -252,9 +286,11 @@ def _convert_and_write(traced, path, quantize, *, representative_data=None, int8
     report = inspect_tflite(flatbuffer)
     report.update({"format": "tflite", "path": str(path), "quantize": quantize or "float32",
                    "size_bytes": len(flatbuffer), "input": {"shape": list(shape), "normalization": NORMALIZATION,
-                                                          "int8_io": bool(int8_io),
+                                                          "int8_io": "int8" if int8_io is True else int8_io,
                                                           "checkpoint": checkpoint_preprocessing(traced.prepared)},
                    "class_names": list(class_names) if class_names else None})
+    if quantize == "int8":
+        report["quantization"] = _int8_details(flatbuffer, representative_data, shape, traced.rewrites)
     if report["flex_ops"] or report["dynamic_shape_ops"]:
         raise ExportError(f"{path.name}: Flex ops {report['flex_ops']} / dynamic-shape ops "
                           f"{report['dynamic_shape_ops']} in the converted graph; nothing was written")
@@ -273,6 +309,29 @@ def _convert_and_write(traced, path, quantize, *, representative_data=None, int8
     write_bytes(path, flatbuffer)
     _write_report(path, report)
     return report
+
+
+def _int8_details(flatbuffer, representative_data, shape, rewrites) -> dict:
+    """What an int8 report states about how the file was quantized."""
+    from keras_cnn.deploy.tflite import io_quantization
+
+    images = _calibration_count(representative_data, shape)
+    return {"weights": "int8, per output channel (conv, depthwise and dense kernels)",
+            "activations": "int8, per tensor, ranges calibrated on the representative images",
+            "biases": "int32",
+            "calibration_images": images,
+            "representative_data": ("digits train split, first 200 images (default)" if representative_data is None
+                                    else "given by the caller"),
+            "io": io_quantization(flatbuffer),
+            "rewrites": rewrites or {}}
+
+
+def _calibration_count(data, shape):
+    if data is None:
+        return 200 - 200 % shape[0]
+    if callable(data):
+        return None  # a generator: not counted
+    return len(data) - len(data) % shape[0]
 
 
 def _keras_predict(model, x):

@@ -26,7 +26,8 @@ def make_interpreter(flatbuffer, num_threads=None, xnnpack=True):
 
 
 def inspect_tflite(flatbuffer) -> dict:
-    """Op list, Flex and dynamic-shape ops, and the share of ops the XNNPACK delegate takes.
+    """Op list, Flex and dynamic-shape ops, the share of ops the XNNPACK delegate takes, its number
+    of partitions (each a hand-over between XNNPACK and the builtin kernels), and the ops left outside.
 
     With a delegate applied, the interpreter keeps the original nodes and appends one DELEGATE
     node per partition; an original node belongs to a partition when it lies on a path from
@@ -50,11 +51,30 @@ def inspect_tflite(flatbuffer) -> dict:
             stack.extend(inputs_of[producer[tensor]])
     ops = [n["op_name"] for n in original]
     counts = {name: ops.count(name) for name in sorted(set(ops))}
+    outside = [n["op_name"] for n in original if n["index"] not in delegated]
     return {"ops": counts, "op_count": len(ops),
             "flex_ops": sorted({o for o in ops if o.startswith("Flex") or o == "CUSTOM"}),
             "dynamic_shape_ops": sorted({o for o in ops if o in DYNAMIC_SHAPE_OPS}),
             "xnnpack_delegated_fraction": round(len(delegated) / max(1, len(ops)), 4),
-            "ops_not_delegated": sorted({n["op_name"] for n in original if n["index"] not in delegated})}
+            "xnnpack_partitions": sum(1 for n in nodes if n["op_name"] == "DELEGATE"),
+            "ops_not_delegated": sorted(set(outside)),
+            "ops_outside_xnnpack": {name: outside.count(name) for name in sorted(set(outside))}}
+
+
+def io_quantization(flatbuffer) -> dict:
+    """dtype, shape, and for an integer tensor its scale and zero point (``real = scale * (q - zero)``),
+    of the file's input and output: what a camera pipeline feeding int8 needs."""
+    interpreter = make_interpreter(flatbuffer, xnnpack=False)
+
+    def describe(detail):
+        scale, zero = detail["quantization"]
+        entry = {"dtype": np.dtype(detail["dtype"]).name, "shape": [int(d) for d in detail["shape"]]}
+        if entry["dtype"] != "float32":
+            entry.update(scale=float(scale), zero_point=int(zero))
+        return entry
+
+    return {"input": describe(interpreter.get_input_details()[0]),
+            "output": describe(interpreter.get_output_details()[0])}
 
 
 def run_tflite(flatbuffer_or_path, images, num_threads=None) -> np.ndarray:
@@ -75,7 +95,8 @@ def run_tflite(flatbuffer_or_path, images, num_threads=None) -> np.ndarray:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
         if inp["dtype"] != np.float32:
             scale, zero = inp["quantization"]
-            chunk = np.clip(np.round(chunk / scale + zero), -128, 127).astype(inp["dtype"])
+            limits = np.iinfo(inp["dtype"])
+            chunk = np.clip(np.round(chunk / scale + zero), limits.min, limits.max).astype(inp["dtype"])
         interpreter.set_tensor(inp["index"], chunk)
         interpreter.invoke()
         result = interpreter.get_tensor(out["index"])
@@ -104,7 +125,8 @@ def tflite_latency(flatbuffer_or_path, *, threads=(1, 2), runs=50, warmup=10, xn
         if detail["dtype"] == np.float32:
             sample = sample.astype("float32")
         else:
-            sample = (sample * 255 - 128).astype(detail["dtype"])
+            limits = np.iinfo(detail["dtype"])
+            sample = (limits.min + sample * (limits.max - limits.min)).astype(detail["dtype"])
         interpreter.set_tensor(detail["index"], sample)
         for _ in range(warmup):
             interpreter.invoke()
