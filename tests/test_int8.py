@@ -122,3 +122,25 @@ def test_mobilenet_v3_int8_keeps_accuracy_on_digits(name, tmp_path):
     assert report["xnnpack_partitions"] == 2 and report["ops_outside_xnnpack"] == {"SOFTMAX": 1}
     int8_accuracy = float(np.mean(run_tflite(path, test_images).argmax(-1) == test_arrays.labels))
     assert int8_accuracy >= float_accuracy - 0.01, (float_accuracy, int8_accuracy)
+
+
+def test_bench_int8_summary_gives_speedup_and_partitions():
+    """``keras-cnn bench latency`` rows -> the int8-vs-float32 table of benchmarks/RESULTS.md."""
+    from keras_cnn.analysis.speed import int8_summary
+
+    def row(runtime, ours, keras=None, partitions=1, outside=None):
+        entry = {"model": "mobilenet_v3_small", "keras_applications": "MobileNetV3Small", "runtime": runtime,
+                 "input": [224, 224, 3], "threads": 1, "ours_ms": ours, "ours_partitions": partitions,
+                 "ours_xnnpack_share": 0.99, "ours_outside_xnnpack": outside or {}}
+        if keras:
+            entry.update(keras_ms=keras, keras_partitions=partitions + 1)
+        return entry
+
+    rows = [row("keras_predict", 20.0), row("tflite_float32", 4.0, 4.4),
+            row("tflite_int8", 2.0, 5.5, partitions=2, outside={"SOFTMAX": 1})]
+    assert int8_summary(rows) == [{
+        "model": "mobilenet_v3_small", "input": [224, 224, 3], "threads": 1, "float32_ms": 4.0, "int8_ms": 2.0,
+        "int8_speedup": 2.0, "int8_partitions": 2, "int8_xnnpack_share": 0.99, "int8_outside_xnnpack": "SOFTMAX x1",
+        "keras_applications": "MobileNetV3Small", "keras_int8_ms": 5.5, "keras_int8_speedup": 0.8,
+        "keras_int8_partitions": 3}]
+    assert int8_summary(rows[:2]) == []  # no int8 row: nothing to compare
