@@ -150,11 +150,13 @@ def idx_folder(root: Path, gz: bool) -> Path:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    """One tiny real run (lenet5, digits, 1 epoch), damaged and foreign .keras files, one real image."""
+def shared(tmp_path_factory, runner):
+    """One tiny real run (lenet5, digits, 1 epoch), damaged and foreign .keras files, one real image. The run
+    is trained by the ``runner`` process the cases use anyway: a ``keras-cnn train`` process of its own cost a
+    TensorFlow import more, in each xdist worker that runs this module (session 12: 14-16 s of setup each)."""
     root = tmp_path_factory.mktemp("shared")
-    result = run_cli(["train", "lenet5", "--dataset", "digits", "--epochs", "1", "--output", root / "run",
-                      "--verbose", "0"], cwd=root)
+    result = runner(["train", "lenet5", "--dataset", "digits", "--epochs", "1", "--output", root / "run",
+                     "--verbose", "0"], cwd=root)
     assert result.returncode == 0, result.stderr[-6000:]
     best = root / "run" / "best.keras"
     assert best.is_file()

@@ -25,6 +25,8 @@ options)``; the input size is small where the net allows it, to keep CI fast.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -102,6 +104,18 @@ PAIRS = [*RESNET_PAIRS, *SE_PAIRS, *CSP_DARKNET_PAIRS, *REPVGG_PAIRS, *CLASSIC_P
          *MOBILENET_PAIRS, *SHUFFLENET_PAIRS, *TIMM_INCEPTION_PAIRS, *RESNET_V2_PAIRS]
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The references run on one thread. With torch's default (one thread per core) its OpenMP
+    workers spin between ops while TensorFlow and the other xdist worker want the same two cores:
+    measured on the 2-core machine, densenet161's reference forward took 8-13 s on 2 threads and
+    0.2-0.4 s on one, and its whole pair 46 s -> 17 s (resnext101_32x8d 39 s -> 19 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def reference_model(reference: str):
     """The reference network with random weights and random BatchNorm statistics, in eval mode."""
     library, _, builder = reference.partition(":")
@@ -135,10 +149,13 @@ def reference_logits(model, images: np.ndarray, mean, std) -> np.ndarray:
 
 
 def save_state_dict(model, folder):
-    """The reference's state_dict as ``.pth`` and ``.safetensors`` (shared storage made contiguous copies)."""
+    """The reference's state_dict as ``.pth`` and ``.safetensors`` (safetensors refuses tensors that share
+    storage: those are saved as contiguous copies; the others as they are, VGG's 550 MB copied for nothing)."""
     state = model.state_dict()
     torch.save(state, folder / "reference.pth")
-    safetensors_torch.save_file({key: value.contiguous().clone() for key, value in state.items()},
+    storages = Counter(value.untyped_storage().data_ptr() for value in state.values())
+    safetensors_torch.save_file({key: value.contiguous().clone() if storages[value.untyped_storage().data_ptr()] > 1
+                                 else value.contiguous() for key, value in state.items()},
                                 str(folder / "reference.safetensors"))
     return folder / "reference.pth", folder / "reference.safetensors"
 
@@ -150,12 +167,15 @@ def check_pair(name, reference, size, options, folder):
     model = reference_model(reference)
     pth, safetensors_file = save_state_dict(model, folder)
     images = np.random.default_rng(0).uniform(0, 1, (2, size, size, 3)).astype("float32")
-    report = {}
+    report, references = {}, {}  # the reference's logits per normalization (both files: the same one)
     for path in (pth, safetensors_file):
         ours = keras_cnn.build(name, weights=str(path), input_shape=(size, size, 3), classifier_activation=None,
                                **options)
         normalization = ours.get_layer("checkpoint_normalization")
-        expected = reference_logits(model, images, normalization.mean, normalization.std)
+        key = (tuple(np.ravel(normalization.mean).tolist()), tuple(np.ravel(normalization.std).tolist()))
+        if key not in references:
+            references[key] = reference_logits(model, images, normalization.mean, normalization.std)
+        expected = references[key]
         got = np.asarray(ours(images, training=False))
         assert got.shape == expected.shape, (path.name, got.shape, expected.shape)
         scale = float(np.abs(expected).max())
