@@ -19,6 +19,7 @@ import re
 import keras
 
 import keras_cnn.models  # noqa: F401  (importing the families registers every variant)
+from keras_cnn import features as feature_levels
 from keras_cnn import weights as checkpoints
 from keras_cnn.layers.input_normalization import InputNormalization
 from keras_cnn.models.spec import (  # noqa: F401  (Variant, register_model: public here too)
@@ -136,6 +137,7 @@ def build(
     pooling: str | None = None,
     classifier_activation="softmax",
     weights: str | None = None,
+    features=None,
     **variant_options,
 ):
     """Build the registered model ``name`` as a Keras functional model.
@@ -154,6 +156,10 @@ def build(
             folder; or a Keras ``.weights.h5`` file. A checkpoint puts its input normalization in
             the model (it takes [0, 1] images); with another ``num_classes`` than the checkpoint's
             the classifier starts fresh (fine-tuning). See :mod:`keras_cnn.weights`.
+        features: None (the classifier or ``include_top=False`` body), ``True`` or level names
+            such as ``("P3", "P4", "P5")``: a backbone whose output is a dict ``{"Pn": map}`` of
+            the last maps at stride ``2**n`` (``model_info(name)["features"]`` lists them; see
+            :mod:`keras_cnn.features`). ``include_top``, ``pooling`` and ``num_classes`` do not apply.
         **variant_options: family options (see ``model_info(name)["options"]``).
 
     Example:
@@ -163,6 +169,13 @@ def build(
         (None, 10)
     """
     spec = get_spec(name)
+    if features is not None and features is not False:
+        if pooling is not None:
+            raise ValueError(f"{spec.name}: pooling={pooling!r} does not apply to a features model (its outputs are "
+                             "the feature maps); leave pooling=None")
+        body = build(spec.name, input_shape=input_shape, include_top=False, weights=weights, **variant_options)
+        return feature_levels.feature_model(body, levels_of(spec.name, body, features, input_shape, variant_options),
+                                            spec.name)
     allowed = spec.options
     unknown = sorted(set(variant_options) - set(allowed))
     if unknown:
@@ -199,6 +212,23 @@ def build(
                           preprocessing)
     checkpoints.transfer(model, state, spec.key_maps[layout], source=source.label)
     return model
+
+
+def levels_of(name: str, body=None, features=True, input_shape=None, variant_options=None) -> list[dict]:
+    """The feature levels of ``name`` (``features``: True or level names), found on ``body`` (a body built
+    with ``include_top=False``) or on a probe built without drawing weights. A body with a dynamic
+    input size is named by a probe at the variant's default input."""
+    spec = get_spec(name)
+    if body is None or body.input_shape[1] is None:
+        shape = tuple(input_shape or spec.input_shape)
+        if shape[0] is None:
+            shape = (spec.input_shape[0], spec.input_shape[1], shape[-1])
+        with keras.StatelessScope(initialize_variables=False):
+            probe = build(spec.name, input_shape=shape, include_top=False, **(variant_options or {}))
+        levels = feature_levels.find_levels(probe, spec.features)
+    else:
+        levels = feature_levels.find_levels(body, spec.features)
+    return feature_levels.select(levels, features, spec.name)
 
 
 def _assemble(spec, shape, num_classes, include_top, pooling, classifier_activation, variant_options,

@@ -17,7 +17,13 @@ network and no real checkpoint:
 4. on the same [0, 1] images (the reference gets them normalized), the logits must agree within
    ``max |diff| <= 2e-5 * max |logit|`` in float32. The issue's bound is 1e-4; every pair measures
    about 1e-6, and a border-padding bug (CSPNet's stem pool padded with zeros instead of -inf)
-   measured 6e-5, which 1e-4 let through.
+   measured 6e-5, which 1e-4 let through;
+5. where timm has the network, the feature levels (``keras_cnn.build(name, features=True)``'s maps,
+   taken from the loaded model) equal the maps of timm's ``feature_info`` modules within
+   ``max |diff| <= 1e-4 * max |map|``: hooked on the timm reference itself, or, for a torchvision
+   reference, on the torchvision modules that are the same maps as timm's twin's
+   (:data:`TORCHVISION_FEATURE_MODULES`). ``timm.create_model(..., features_only=True)`` returns
+   exactly these modules' outputs.
 
 Each row is ``(our name, "torchvision:<builder>" or "timm:<model name>", input size, build
 options)``; the input size is small where the net allows it, to keep CI fast.
@@ -104,6 +110,67 @@ PAIRS = [*RESNET_PAIRS, *SE_PAIRS, *CSP_DARKNET_PAIRS, *REPVGG_PAIRS, *CLASSIC_P
          *MOBILENET_PAIRS, *SHUFFLENET_PAIRS, *TIMM_INCEPTION_PAIRS, *RESNET_V2_PAIRS]
 
 
+# The torchvision modules whose outputs are the maps of timm's feature_info for the same network (timm: resnet's
+# act1/layer1-4, densenet's norm0 (BN-ReLU)/denseblock1-3/norm5 (BN-ReLU; torchvision applies that ReLU in forward),
+# mobilenetv2_100 / mobilenetv3_*_100's blocks at each stage end, VGG's and Inception v3's own module names).
+RESNET_MODULES = {"P1": "relu", "P2": "layer1", "P3": "layer2", "P4": "layer3", "P5": "layer4"}
+DENSENET_MODULES = {"P1": "features.relu0", "P2": "features.denseblock1", "P3": "features.denseblock2",
+                    "P4": "features.denseblock3", "P5": "features.norm5+relu"}
+TORCHVISION_FEATURE_MODULES = {
+    **{name: RESNET_MODULES for name, *_ in RESNET_PAIRS},
+    **{name: DENSENET_MODULES for name, *_ in DENSENET_PAIRS},
+    "mobilenet_v2": {"P1": "features.1", "P2": "features.3", "P3": "features.6", "P4": "features.13",
+                     "P5": "features.17"},
+    "mobilenet_v3_small": {"P1": "features.0", "P2": "features.1", "P3": "features.3", "P4": "features.8",
+                           "P5": "features.12"},
+    "mobilenet_v3_large": {"P1": "features.1", "P2": "features.3", "P3": "features.6", "P4": "features.12",
+                           "P5": "features.16"},
+    **{name: "timm" for name, *_ in CLASSIC_PAIRS if name.startswith("vgg")},  # timm's vgg: torchvision's indices
+    "inception_v3": "timm",  # timm's inception_v3: torchvision's module names
+}
+FEATURE_TOLERANCE = 1e-4
+
+
+def reference_feature_modules(name, reference):
+    """``{level: reference module}`` for the pair, or None where timm has no such network."""
+    library, _, builder = reference.partition(":")
+    modules = TORCHVISION_FEATURE_MODULES.get(name) if library == "torchvision" else "timm"
+    if modules != "timm":
+        return modules
+    info = timm.create_model(builder, pretrained=False).feature_info
+    return {f"P{int(np.log2(f['reduction']))}": f["module"] for f in info}
+
+
+def hook_features(model, modules):
+    """Forward hooks storing each module's output (by level) in the returned dict as the model runs."""
+    maps, hooks = {}, []
+    for level, module in modules.items():
+        module, _, then = module.partition("+")
+
+        def store(_module, _inputs, output, level=level, relu=then == "relu"):
+            maps[level] = (torch.relu(output) if relu else output).detach().clone().numpy()
+
+        hooks.append(model.get_submodule(module).register_forward_hook(store))
+    return maps, hooks
+
+
+def check_features(name, ours, maps, images):
+    """Our feature levels (from the model that gave the logits) against the reference's hooked maps."""
+    from keras_cnn.features import feature_model
+    from keras_cnn.registry import levels_of
+
+    levels = [level for level in levels_of(name) if level["level"] in maps]
+    assert [level["level"] for level in levels] == sorted(maps, key=lambda level: int(level[1:])), (name, levels, maps)
+    got = feature_model(ours, levels, name)(images, training=False)
+    for level in levels:
+        expected = maps[level["level"]].transpose(0, 2, 3, 1)
+        value = np.asarray(got[level["level"]])
+        assert value.shape == expected.shape, (name, level, value.shape, expected.shape)
+        diff, scale = float(np.abs(value - expected).max()), float(np.abs(expected).max())
+        assert diff <= FEATURE_TOLERANCE * scale, (
+            f"{name} {level['level']} ({level['layer']}): max |diff| {diff:.3g} > {FEATURE_TOLERANCE} x {scale:.3g}")
+
+
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """The references run on one thread. With torch's default (one thread per core) its OpenMP
@@ -167,6 +234,8 @@ def check_pair(name, reference, size, options, folder):
     model = reference_model(reference)
     pth, safetensors_file = save_state_dict(model, folder)
     images = np.random.default_rng(0).uniform(0, 1, (2, size, size, 3)).astype("float32")
+    modules = reference_feature_modules(name, reference)
+    maps, hooks = hook_features(model, modules) if modules else ({}, [])
     report, references = {}, {}  # the reference's logits per normalization (both files: the same one)
     for path in (pth, safetensors_file):
         ours = keras_cnn.build(name, weights=str(path), input_shape=(size, size, 3), classifier_activation=None,
@@ -184,7 +253,12 @@ def check_pair(name, reference, size, options, folder):
         assert diff <= RELATIVE_TOLERANCE * scale, (
             f"{name} from {reference} ({path.name}): max |diff| {diff:.3g} > {RELATIVE_TOLERANCE} x max |logit| "
             f"{scale:.3g}")
+        if maps and path == pth:  # the hooks ran in the reference forward above
+            check_features(name, ours, maps, images)
+            report["features"] = sorted(maps)
         del ours
+    for hook in hooks:
+        hook.remove()
     for path in (pth, safetensors_file):  # up to 1.1 GB a pair (VGG): do not keep them for the whole session
         path.unlink()
     return report
@@ -274,3 +348,24 @@ def test_converted_mobilenet_v3_large_exports_to_tflite_like_keras(tmp_path):
     assert np.abs(got - logits).max() <= 1e-4 and report["max_abs_diff_vs_keras"] <= 1e-4, report
     assert report["input"]["checkpoint"]["crop_size"] == 224 and report["input"]["checkpoint"]["mean"][0] == 0.485
     assert report["xnnpack_delegated_fraction"] == 1.0, report["ops_not_delegated"]
+
+
+def test_features_model_loads_weights(tmp_path):
+    """``build(name, features=True, weights=...)``: the backbone alone reads the checkpoint (its classifier keys
+    are left out) and gives the reference's maps at every level, with the checkpoint's normalization first."""
+    import keras_cnn
+
+    model = reference_model("torchvision:resnet18")
+    torch.save(model.state_dict(), tmp_path / "resnet18.pth")
+    backbone = keras_cnn.build("resnet18", features=True, weights=str(tmp_path / "resnet18.pth"),
+                               input_shape=(64, 64, 3))
+    images = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype("float32")
+    normalization = backbone.get_layer("checkpoint_normalization")
+    maps, hooks = hook_features(model, RESNET_MODULES)
+    reference_logits(model, images, normalization.mean, normalization.std)
+    for hook in hooks:
+        hook.remove()
+    got = backbone(images, training=False)
+    assert list(got) == ["P1", "P2", "P3", "P4", "P5"]
+    for level, expected in maps.items():
+        assert_logits_match(f"resnet18 {level}", got[level], expected.transpose(0, 2, 3, 1))

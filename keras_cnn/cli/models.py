@@ -30,6 +30,8 @@ def cmd_info(args):
         return 0
     width = max(len(k) for k in info)
     for key, value in info.items():
+        if key == "features" and value:
+            value = ", ".join(f"{f['level']} {f['layer']} ({f['channels']} ch, stride {f['stride']})" for f in value)
         if value not in (None, "", [], {}):
             print(f"{key:{width}s}  {value}")
     return 0

@@ -145,14 +145,13 @@ def _verify_saved_model(directory, model, shape):
 
     loaded = tf.saved_model.load(str(directory))
     x = _sample_batch(shape)
-    expected = keras.ops.convert_to_numpy(model(x, training=False))
-    diff = float(np.abs(loaded.serving_float(tf.constant(x)).numpy() - expected).max())
+    diff = max_abs_diff(loaded.serving_float(tf.constant(x)), _keras_predict(model, x), relative=True)
     if hasattr(loaded, "serving_default"):
         x8 = np.round(x * 255).astype("uint8")
-        expected8 = keras.ops.convert_to_numpy(model(x8.astype("float32") / 255.0, training=False))
-        diff = max(diff, float(np.abs(loaded.serving_default(tf.constant(x8)).numpy() - expected8).max()))
+        expected8 = _keras_predict(model, x8.astype("float32") / 255.0)
+        diff = max(diff, max_abs_diff(loaded.serving_default(tf.constant(x8)), expected8, relative=True))
     if diff > 1e-4:
-        raise ExportError(f"SavedModel outputs differ from Keras by {diff:.3g} (> 1e-4)")
+        raise ExportError(f"SavedModel outputs differ from Keras by {diff:.3g} (> 1e-4 of max(1, max |output|))")
     return diff
 
 
@@ -245,7 +244,7 @@ def _traced(model, batch_size, fold_batch_norm, fuse_repvgg=True, int8_rewrite=F
         sample = _sample_batch((2, *shape[1:]), seed=1)
         before = _keras_predict(prepared, sample)
         rewrites = prepare_for_int8(prepared)
-        diff = float(np.abs(_keras_predict(prepared, sample) - before).max())
+        diff = max_abs_diff(_keras_predict(prepared, sample), before)
         if diff > REWRITE_TOLERANCE:
             raise ExportError(f"the int8 rewrite {rewrites} changed the float outputs by {diff:.3g} "
                               f"(> {REWRITE_TOLERANCE})")
@@ -298,14 +297,17 @@ def _convert_and_write(traced, path, quantize, *, representative_data=None, int8
         x = _sample_batch(shape) if verify_data is None else np.asarray(verify_data, "float32")
         expected = _keras_predict(traced.prepared, x)
         got = run_tflite(flatbuffer, x)
-        if quantize in LOSSY_MODES:
+        if isinstance(expected, dict):  # a features model: every map, by name
+            report["outputs"] = {name: list(value.shape[1:]) for name, value in expected.items()}
+        elif quantize in LOSSY_MODES:
             report["top1_agreement_vs_keras"] = float(np.mean(expected.argmax(-1) == got.argmax(-1)))
         if quantize != "int8":
-            diff = float(np.abs(got - expected).max())
-            report["max_abs_diff_vs_keras"] = diff
+            report["max_abs_diff_vs_keras"] = max_abs_diff(got, expected)
+            diff = report["max_relative_diff_vs_keras"] = max_abs_diff(got, expected, relative=True)
             limit = tolerance if tolerance is not None else DEFAULT_TOLERANCE.get(quantize)
             if limit is not None and diff > limit:
-                raise ExportError(f"{path.name}: TFLite probabilities differ from Keras by {diff:.3g} (> {limit})")
+                raise ExportError(f"{path.name}: TFLite outputs differ from Keras by {diff:.3g} of max(1, max "
+                                  f"|output|) (> {limit})")
     write_bytes(path, flatbuffer)
     _write_report(path, report)
     return report
@@ -335,8 +337,25 @@ def _calibration_count(data, shape):
 
 
 def _keras_predict(model, x):
-    return np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + 64], training=False))
-                           for i in range(0, len(x), 64)])
+    """``model`` on ``x`` in batches of 64: an array, or a dict of arrays for a model with dict outputs."""
+    parts = [model(x[i:i + 64], training=False) for i in range(0, len(x), 64)]
+    if isinstance(parts[0], dict):
+        return {name: np.concatenate([keras.ops.convert_to_numpy(p[name]) for p in parts]) for name in parts[0]}
+    return np.concatenate([keras.ops.convert_to_numpy(p) for p in parts])
+
+
+def max_abs_diff(got, expected, relative=False) -> float:
+    """max |got - expected| over an array, or over every output of dict outputs (matched by name).
+
+    ``relative``: each output's difference divided by ``max(1, max |expected|)``. Probabilities
+    are compared as they are; feature maps, whose values reach 1e4 in an untrained backbone, are
+    held to the same 1e-4 as a share of their own scale (float32 carries ~7 digits)."""
+    if isinstance(expected, dict):
+        got = {name: got[name] for name in expected}  # a missing name is a KeyError: the export lost an output
+        return max(max_abs_diff(got[name], expected[name], relative) for name in expected)
+    expected = np.asarray(expected)
+    diff = float(np.abs(np.asarray(got) - expected).max())
+    return diff / max(1.0, float(np.abs(expected).max())) if relative else diff
 
 
 def _representative(data, shape):

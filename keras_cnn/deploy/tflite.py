@@ -77,17 +77,30 @@ def io_quantization(flatbuffer) -> dict:
             "output": describe(interpreter.get_output_details()[0])}
 
 
-def run_tflite(flatbuffer_or_path, images, num_threads=None) -> np.ndarray:
+def output_details(interpreter) -> dict:
+    """``{output name: tensor details}`` of a file with several outputs, named as the SavedModel
+    signature it was converted from names them (a features model: ``"P3"``, ``"P4"``, ...)."""
+    signatures = interpreter.get_signature_list()
+    if not signatures:
+        return {str(d["index"]): d for d in interpreter.get_output_details()}
+    runner = interpreter.get_signature_runner(next(iter(signatures)))
+    return dict(sorted(runner.get_output_details().items()))
+
+
+def run_tflite(flatbuffer_or_path, images, num_threads=None):
     """Run a ``.tflite`` model on float images in [0, 1], batch by batch; returns float outputs
-    (int8 inputs/outputs are quantized/dequantized with the file's own scales)."""
+    (int8 inputs/outputs are quantized/dequantized with the file's own scales): an array, or for a
+    file with several outputs a dict ``{output name: array}``."""
     flatbuffer = Path(flatbuffer_or_path).read_bytes() if isinstance(flatbuffer_or_path, (str, Path)) \
         else flatbuffer_or_path
     interpreter = make_interpreter(flatbuffer, num_threads=num_threads)
     interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    inp = interpreter.get_input_details()[0]
+    several = len(interpreter.get_output_details()) > 1
+    outs = output_details(interpreter) if several else {None: interpreter.get_output_details()[0]}
     batch = inp["shape"][0]
     images = np.asarray(images, "float32")
-    outputs = []
+    outputs = {name: [] for name in outs}
     for start in range(0, len(images), batch):
         chunk = images[start:start + batch]
         pad = batch - len(chunk)
@@ -99,12 +112,14 @@ def run_tflite(flatbuffer_or_path, images, num_threads=None) -> np.ndarray:
             chunk = np.clip(np.round(chunk / scale + zero), limits.min, limits.max).astype(inp["dtype"])
         interpreter.set_tensor(inp["index"], chunk)
         interpreter.invoke()
-        result = interpreter.get_tensor(out["index"])
-        if out["dtype"] != np.float32:
-            scale, zero = out["quantization"]
-            result = (result.astype("float32") - zero) * scale
-        outputs.append(result[:batch - pad] if pad else result)
-    return np.concatenate(outputs)
+        for name, out in outs.items():
+            result = interpreter.get_tensor(out["index"])
+            if out["dtype"] != np.float32:
+                scale, zero = out["quantization"]
+                result = (result.astype("float32") - zero) * scale
+            outputs[name].append(result[:batch - pad] if pad else result)
+    results = {name: np.concatenate(parts) for name, parts in outputs.items()}
+    return results if several else results[None]
 
 
 def tflite_latency(flatbuffer_or_path, *, threads=(1, 2), runs=50, warmup=10, xnnpack=True) -> dict:

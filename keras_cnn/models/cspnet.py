@@ -18,7 +18,7 @@ from keras_cnn.blocks import check_choice, classifier_head, conv_bn_act, max_poo
 from keras_cnn.layers.channel_shuffle import ChannelSplit
 from keras_cnn.models.darknet import darknet_residual
 from keras_cnn.models.resnet import bottleneck_block
-from keras_cnn.models.spec import KeyMap, Variant, register_model, timm_checkpoint
+from keras_cnn.models.spec import FeatureLevels, KeyMap, Variant, register_model, timm_checkpoint
 
 #: timm's ConvNormAct with leaky_relu: LeakyReLU with slope 0.01 (layers ``{name}_act``).
 ACTIVATION = ("leaky_relu", 0.01)
@@ -105,6 +105,9 @@ TIMM_KEYS = KeyMap(
                       checkpoints=TIMM_CHECKPOINTS[name])
               for name, config in CSP_VARIANTS.items() for ref in [CSP_REFERENCE[name]]],
     key_maps={"timm": TIMM_KEYS},
+    features=FeatureLevels(candidates=r"stem_act|stage\d+_transition_act",
+                           follows="timm feature_info (cspresnet50, cspdarknet53): the stem conv (before its pool), "
+                                   "each stage's transition"),
 )
 def cspnet(*, inputs, num_classes, include_top, pooling, classifier_activation, stem=(64, 7, "max"),
            depths=(3, 3, 5, 2), widths=(128, 256, 512, 1024), strides=(1, 2), groups=1, expand_ratio=1.0,

@@ -31,7 +31,7 @@ from keras_cnn.blocks import (
     max_pool,
     symmetric_conv,
 )
-from keras_cnn.models.spec import DROPOUT, KeyMap, Variant, register_model, torchvision_checkpoint
+from keras_cnn.models.spec import DROPOUT, FeatureLevels, KeyMap, Variant, register_model, torchvision_checkpoint
 
 
 def bn_relu(x, name):
@@ -101,6 +101,12 @@ TORCHVISION_KEYS = KeyMap(
 )
 
 
+#: timm's ``feature_info`` (densenet121): the stem's BN-ReLU, each dense block's output (its last
+#: concatenation, before the transition that halves the channels), the final BN-ReLU
+FEATURES = FeatureLevels(candidates=r"stem_relu|block\d+_layer\d+_concat|final_relu",
+                         follows="timm feature_info (densenet121); the CIFAR net: its dense blocks' outputs")
+
+
 @register_model(
     family="densenet",
     paper="Densely Connected Convolutional Networks",
@@ -119,6 +125,7 @@ TORCHVISION_KEYS = KeyMap(
                      "benchmark 768K (it counts the 1-channel stem)")],
     tuner_knobs={"dropout": DROPOUT},
     key_maps={"torchvision": TORCHVISION_KEYS},
+    features=FEATURES,
 )
 def densenet(*, inputs, num_classes, include_top, pooling, classifier_activation, growth_rate=32,
              block_config=(6, 12, 24, 16), num_init_features=64, bn_size=4, compression=0.5, stem="imagenet",

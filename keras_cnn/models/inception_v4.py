@@ -29,7 +29,7 @@ from keras import layers
 
 from keras_cnn.blocks import check_range, classifier_head, max_pool, symmetric_conv
 from keras_cnn.models.inception import RECIPE, inception_module, make_conv
-from keras_cnn.models.spec import DROPOUT, KeyMap, Variant, register_model, timm_checkpoint
+from keras_cnn.models.spec import DROPOUT, FeatureLevels, KeyMap, Variant, register_model, timm_checkpoint
 
 PAPER = dict(paper="Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
              url="https://arxiv.org/abs/1602.07261", year=2017, input_shape=(299, 299, 3), min_input_size=75)
@@ -113,6 +113,9 @@ def v4_stem_base(inputs, conv):
     recipe=RECIPE,
     tuner_knobs={"dropout": DROPOUT},
     key_maps={"timm": TIMM_V4_KEYS},
+    features=FeatureLevels(layers={"P2": "stem_mixed3a_concat"},
+                           follows="timm feature_info (inception_v4): at stride 4 the stem's Mixed_3a (features.3), "
+                                   "not Mixed_4a after it"),
 )
 def inception_v4(*, inputs, num_classes, include_top, pooling, classifier_activation, dropout=0.2):
     """Inception-v4: stem, 4 x Inception-A, Reduction-A, 7 x Inception-B, Reduction-B, 3 x Inception-C."""

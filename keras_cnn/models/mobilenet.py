@@ -35,7 +35,16 @@ from keras_cnn.blocks import (
     symmetric_conv_dw,
 )
 from keras_cnn.layers.squeeze_excite import SqueezeExcite
-from keras_cnn.models.spec import DROPOUT, KeyMap, Recipe, Variant, choice, register_model, torchvision_checkpoint
+from keras_cnn.models.spec import (
+    DROPOUT,
+    FeatureLevels,
+    KeyMap,
+    Recipe,
+    Variant,
+    choice,
+    register_model,
+    torchvision_checkpoint,
+)
 
 #: Training defaults of the mobile line (also shufflenet.py): the MobileNet-v3 / ShuffleNet-v2 reference recipes.
 RECIPE = Recipe(learning_rate=2e-3, weight_decay=4e-5, label_smoothing=0.1,
@@ -154,6 +163,16 @@ def _v2_torchvision_keys():
     return KeyMap(rules=tuple(rules), head=("classifier.1",))
 
 
+#: timm's ``feature_info`` (mobilenetv2_100): the stem, then each stage's last block output, the
+#: 320-channel projection at stride 32 (the 1280 conv is the head's); not the next block's expansion,
+#: which is still at the stride and is the graph's last cut there
+V2_FEATURES = FeatureLevels(candidates=r"stem_act|block\d+_(project_bn|add)",
+                            follows="timm feature_info (mobilenetv2_100)")
+#: timm's (mobilenetv3_large_100 / _small_100): as V2, with the last 1x1 conv (960 / 576) at stride 32
+V3_FEATURES = FeatureLevels(candidates=r"stem_act|block\d+_(project_bn|add)|last_conv_act",
+                            follows="timm feature_info (mobilenetv3_large_100, mobilenetv3_small_100)")
+
+
 @register_model(
     family="mobilenet",
     paper="MobileNetV2: Inverted Residuals and Linear Bottlenecks",
@@ -165,6 +184,7 @@ def _v2_torchvision_keys():
     recipe=RECIPE,
     tuner_knobs=TUNER_KNOBS,
     key_maps={"torchvision": _v2_torchvision_keys()},
+    features=V2_FEATURES,
 )
 def mobilenet_v2(*, inputs, num_classes, include_top, pooling, classifier_activation, alpha=1.0,
                  dropout=0.2):
@@ -261,6 +281,7 @@ def _v3_torchvision_keys(settings):
     ],
     recipe=RECIPE,
     tuner_knobs=TUNER_KNOBS,
+    features=V3_FEATURES,
 )
 def mobilenet_v3(*, inputs, num_classes, include_top, pooling, classifier_activation, size="large",
                  alpha=1.0, minimalistic=False, dropout=0.2):

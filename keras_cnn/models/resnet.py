@@ -41,6 +41,7 @@ from keras_cnn.layers.squeeze_excite import SqueezeExcite
 from keras_cnn.layers.zero_pad_shortcut import ZeroPadShortcut
 from keras_cnn.models.spec import (
     DROP_PATH,
+    FeatureLevels,
     KeyMap,
     Variant,
     choice,
@@ -384,6 +385,9 @@ TIMM_V2_KEYS = KeyMap(
     ],
     tuner_knobs={"drop_path_rate": DROP_PATH},
     key_maps={"timm": TIMM_V2_KEYS},
+    features=FeatureLevels(candidates=r"stem_conv|stage\d+_block\d+_add",
+                           follows="timm feature_info (resnetv2_50): the stem conv, each stage's last residual sum "
+                                   "(before the next pre-activation; the last one before the final BN-ReLU)"),
 )
 def resnet_v2(*, inputs, num_classes, include_top, pooling, classifier_activation, depths=(3, 4, 6, 3),
               drop_path_rate=0.0):

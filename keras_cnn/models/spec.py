@@ -216,6 +216,23 @@ def _fill(template: str, match: re.Match) -> str:
     return re.sub(r"\{(\d+)(-1)?\}", group, template)
 
 
+@dataclasses.dataclass(frozen=True)
+class FeatureLevels:
+    """Where a family's feature levels are, when the last cut of the graph at each stride is not
+    what its reference takes (:mod:`keras_cnn.features`).
+
+    ``candidates`` is a pattern (``re.fullmatch``) of the layer names that may be levels: the last
+    matching layer at each stride is the level (DenseNet: the dense blocks' concatenations, not
+    the transition's conv). ``layers`` overrides it for single levels (``{"P2": "stem_mixed3a_concat"}``)
+    and ``exclude`` drops levels the reference does not have. ``follows`` says whose convention it is.
+    """
+
+    candidates: str = ""
+    layers: dict = dataclasses.field(default_factory=dict)
+    exclude: tuple = ()
+    follows: str = ""
+
+
 #: Arguments every builder receives from :func:`build` (the keras.applications contract).
 COMMON_ARGS = ("inputs", "num_classes", "include_top", "pooling", "classifier_activation")
 POOLING_CHOICES = (None, "avg", "max")
@@ -247,6 +264,7 @@ class Variant:
     keras_applications: tuple | None = None
     checkpoints: tuple = ()  # Checkpoint rows, the default of each layout first
     key_maps: dict | None = None  # {layout: KeyMap} replacing the family's (layers numbered per variant)
+    features: FeatureLevels | None = None  # replacing the family's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,6 +293,7 @@ class ModelSpec:
     deployed_macs: bool
     checkpoints: tuple = ()
     key_maps: dict = dataclasses.field(default_factory=dict)
+    features: FeatureLevels | None = None
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -306,6 +325,7 @@ def register_model(
     tuner_knobs: dict | None = None,
     deployed_macs: bool = False,
     key_maps: dict | None = None,
+    features: FeatureLevels | None = None,
 ):
     """Decorator registering ``builder`` under every name in ``variants``.
 
@@ -316,6 +336,8 @@ def register_model(
     ``deployed_macs``: the reference MACs are those of the deployed (re-parameterized) net.
     ``key_maps``: ``{layout: KeyMap}`` for the layouts of the variants' checkpoints (a variant's own
     ``key_maps`` replace them, where the reference numbers its modules by position: torchvision VGG).
+    ``features``: where the feature levels are when not at the graph's last cut per stride
+    (:class:`FeatureLevels`; a variant's own replaces it).
     """
 
     def decorator(builder):
@@ -345,6 +367,7 @@ def register_model(
                 deployed_macs=deployed_macs,
                 checkpoints=tuple(v.checkpoints),
                 key_maps=dict((key_maps or {}) if v.key_maps is None else v.key_maps),
+                features=v.features or features,
             )
             missing_maps = {c.layout for c in spec.checkpoints} - set(spec.key_maps)
             if missing_maps:

@@ -21,7 +21,7 @@ import dataclasses
 from keras import layers
 
 from keras_cnn.blocks import batch_norm, check_choice, check_range, classifier_head, max_pool
-from keras_cnn.models.spec import KeyMap, Variant, choice, register_model, timm_checkpoint
+from keras_cnn.models.spec import FeatureLevels, KeyMap, Variant, choice, register_model, timm_checkpoint
 
 EPS = 1e-3
 POOL_PADDINGS = ("same", "symmetric")
@@ -102,6 +102,9 @@ TIMM_KEYS = KeyMap(
                       keras_applications=("Xception", {}), checkpoints=TIMM_CHECKPOINTS)],
     tuner_knobs={"middle_blocks": choice(4, 8)},
     key_maps={"timm": TIMM_KEYS},
+    features=FeatureLevels(candidates=r"entry_conv2_relu|entry_block\d+_sep1_relu|exit_block_sep1_relu|exit_sep2_out",
+                           follows="timm feature_info (legacy_xception): the ReLU that opens the next block "
+                                   "(block2.rep.0, block3.rep.0, block12.rep.0), not the block's sum"),
 )
 def xception(*, inputs, num_classes, include_top, pooling, classifier_activation, middle_blocks=8,
              bn_epsilon=EPS, pool_padding="same"):
