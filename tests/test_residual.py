@@ -100,10 +100,11 @@ def test_fold_batch_norm_resnet18_is_exact():
     assert np.abs(got - expected).max() <= 1e-4 * max(1.0, np.abs(expected).max())
 
 
+# each family at its smallest input (32; the CIFAR nets at their native 32)
 @pytest.mark.parametrize("name,shape", [
-    ("resnet20", (32, 32, 3)), ("resnet18", (64, 64, 3)), ("resnet50_v2", (64, 64, 3)),
-    ("se_resnext50_32x4d", (64, 64, 3)), ("densenet_bc_100_k12", (32, 32, 3)), ("darknet19", (64, 64, 3)),
-    ("darknet53", (64, 64, 3)), ("vovnet39", (64, 64, 3)), ("cspdarknet53", (64, 64, 3)),
+    ("resnet20", (32, 32, 3)), ("resnet18", (32, 32, 3)), ("resnet50_v2", (32, 32, 3)),
+    ("se_resnext50_32x4d", (32, 32, 3)), ("densenet_bc_100_k12", (32, 32, 3)), ("darknet19", (32, 32, 3)),
+    ("darknet53", (32, 32, 3)), ("vovnet39", (32, 32, 3)), ("cspdarknet53", (32, 32, 3)),
 ])
 def test_keras_roundtrip_per_family(name, shape, tmp_path):
     model = keras_cnn.build(name, input_shape=shape, num_classes=10)
@@ -111,9 +112,13 @@ def test_keras_roundtrip_per_family(name, shape, tmp_path):
     x = np.random.default_rng(1).uniform(0, 1, (2,) + shape).astype("float32")
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
-    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    # called eagerly: predict() would trace each model into a graph first, twice per test
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x, training=False)),
+                                  keras.ops.convert_to_numpy(loaded(x, training=False)))
 
 
 def test_resnet20_fit_on_real_digits_lowers_loss():
-    first, last, accuracy = digits_fit_lowers_loss("resnet20", size=32, epochs=3, channels=3, train_images=None)
+    # the helper's 320 images, 3 epochs of batches of 16: 1.65 -> 0.34 and 0.79 held-out accuracy
+    # (every one of the 1437 training images in batches of 32: 0.88, at three times the cost)
+    first, last, accuracy = digits_fit_lowers_loss("resnet20", size=32, epochs=3, channels=3)
     assert last < first and accuracy > 0.5, (first, last, accuracy)
