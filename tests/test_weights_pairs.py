@@ -11,7 +11,10 @@ network and no real checkpoint:
    He-normal and the logits depend on the input; elsewhere He-normal makes the nets chaotic
    (SE-ResNet-50's float32 rounding grows from 2e-7 at the stem to 1e-2 at the logits), so the
    libraries' own init stays;
-2. its state_dict is saved as ``.pth`` (``torch.save``) and as ``.safetensors``;
+2. its state_dict is saved in the format its library publishes, ``.pth`` (``torch.save``) for
+   torchvision and ``.safetensors`` for timm's hub files; the first pair of each family is saved and
+   read in both (the reader is the same for every net; reading both for all 51 pairs doubled their
+   builds, ~250 s of CI);
 3. both files are loaded through ``keras_cnn.build(name, weights=path)``, which reads them, maps
    every key through the family's key map and puts the checkpoint's normalization in the model;
 4. on the same [0, 1] images (the reference gets them normalized), the logits must agree within
@@ -215,29 +218,47 @@ def reference_logits(model, images: np.ndarray, mean, std) -> np.ndarray:
     return (out[0] if isinstance(out, (tuple, list)) else getattr(out, "logits", out)).numpy()
 
 
-def save_state_dict(model, folder):
-    """The reference's state_dict as ``.pth`` and ``.safetensors`` (safetensors refuses tensors that share
+#: the first pair of each family: read from both file formats
+BOTH_FORMATS = {block[0][0] for block in (RESNET_PAIRS, SE_PAIRS, CSP_DARKNET_PAIRS, REPVGG_PAIRS, CLASSIC_PAIRS,
+                                          DENSENET_PAIRS, INCEPTION_PAIRS, MOBILENET_PAIRS, SHUFFLENET_PAIRS,
+                                          TIMM_INCEPTION_PAIRS, RESNET_V2_PAIRS)}
+
+
+def file_formats(name, reference):
+    """The suffixes a pair is saved and read in: its library's published format, or both (:data:`BOTH_FORMATS`)."""
+    if name in BOTH_FORMATS:
+        return (".pth", ".safetensors")
+    return (".pth",) if reference.startswith("torchvision:") else (".safetensors",)
+
+
+def save_state_dict(model, folder, formats=(".pth", ".safetensors")):
+    """The reference's state_dict as ``.pth`` and/or ``.safetensors`` (safetensors refuses tensors that share
     storage: those are saved as contiguous copies; the others as they are, VGG's 550 MB copied for nothing)."""
     state = model.state_dict()
-    torch.save(state, folder / "reference.pth")
-    storages = Counter(value.untyped_storage().data_ptr() for value in state.values())
-    safetensors_torch.save_file({key: value.contiguous().clone() if storages[value.untyped_storage().data_ptr()] > 1
-                                 else value.contiguous() for key, value in state.items()},
-                                str(folder / "reference.safetensors"))
-    return folder / "reference.pth", folder / "reference.safetensors"
+    paths = []
+    if ".pth" in formats:
+        torch.save(state, folder / "reference.pth")
+        paths.append(folder / "reference.pth")
+    if ".safetensors" in formats:
+        storages = Counter(value.untyped_storage().data_ptr() for value in state.values())
+        safetensors_torch.save_file(
+            {key: value.contiguous().clone() if storages[value.untyped_storage().data_ptr()] > 1 else value.contiguous()
+             for key, value in state.items()}, str(folder / "reference.safetensors"))
+        paths.append(folder / "reference.safetensors")
+    return paths
 
 
 def check_pair(name, reference, size, options, folder):
-    """Build both sides and compare logits for the .pth and the .safetensors file; returns the report."""
+    """Build both sides and compare logits for each saved file (:func:`file_formats`); returns the report."""
     import keras_cnn
 
     model = reference_model(reference)
-    pth, safetensors_file = save_state_dict(model, folder)
+    files = save_state_dict(model, folder, file_formats(name, reference))
     images = np.random.default_rng(0).uniform(0, 1, (2, size, size, 3)).astype("float32")
     modules = reference_feature_modules(name, reference)
     maps, hooks = hook_features(model, modules) if modules else ({}, [])
     report, references = {}, {}  # the reference's logits per normalization (both files: the same one)
-    for path in (pth, safetensors_file):
+    for path in files:
         ours = keras_cnn.build(name, weights=str(path), input_shape=(size, size, 3), classifier_activation=None,
                                **options)
         normalization = ours.get_layer("checkpoint_normalization")
@@ -253,13 +274,13 @@ def check_pair(name, reference, size, options, folder):
         assert diff <= RELATIVE_TOLERANCE * scale, (
             f"{name} from {reference} ({path.name}): max |diff| {diff:.3g} > {RELATIVE_TOLERANCE} x max |logit| "
             f"{scale:.3g}")
-        if maps and path == pth:  # the hooks ran in the reference forward above
+        if maps and path == files[0]:  # the hooks ran in the reference forward above
             check_features(name, ours, maps, images)
             report["features"] = sorted(maps)
         del ours
     for hook in hooks:
         hook.remove()
-    for path in (pth, safetensors_file):  # up to 1.1 GB a pair (VGG): do not keep them for the whole session
+    for path in files:  # up to 1.1 GB a pair (VGG): do not keep them for the whole session
         path.unlink()
     return report
 
@@ -339,7 +360,7 @@ def test_converted_mobilenet_v3_large_exports_to_tflite_like_keras(tmp_path):
     import keras_cnn
     from keras_cnn.deploy.export import export_tflite, run_tflite
 
-    pth, _ = save_state_dict(reference_model("torchvision:mobilenet_v3_large"), tmp_path)
+    [pth] = save_state_dict(reference_model("torchvision:mobilenet_v3_large"), tmp_path, (".pth",))
     model = keras_cnn.build("mobilenet_v3_large", weights=str(pth), classifier_activation=None)
     images = np.random.default_rng(0).uniform(0, 1, (4, 224, 224, 3)).astype("float32")
     report = export_tflite(model, tmp_path / "mobilenet_v3_large.tflite", verify_data=images)
