@@ -300,7 +300,10 @@ def from_arrays(images, labels, *, num_classes=None, image_size=None, channels=N
         ds = ds.shuffle(min(len(labels), 10_000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if augment is not None:
-        ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+        # One batch after the other: the layers draw from a stateful generator, and a parallel map hands
+        # its draws to whichever batch runs first, so two runs with one seed trained differently (and
+        # the processes of a data-parallel group, which each run this pipeline, disagreed with one process).
+        ds = ds.map(lambda a, b: (augment(a, training=True), b))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -349,7 +352,22 @@ def augmentation(image_size, *, flip=False, translate=0.1, seed=0):
                                                     dtype="float32"))
     if flip:
         steps.append(keras.layers.RandomFlip("horizontal", seed=seed, dtype="float32"))
-    return keras.Sequential(steps, name="augmentation")
+    return Augmentation(steps)
+
+
+class Augmentation:
+    """Preprocessing layers applied one after the other inside ``tf.data``: each Keras preprocessing
+    layer runs on TensorFlow there, whatever the backend. (A ``keras.Sequential`` of them does not:
+    the model calls them with the backend's ops, which cannot take ``tf.data``'s symbolic tensors
+    on JAX or torch.)"""
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+
+    def __call__(self, images, training=True):
+        for layer in self.layers:
+            images = layer(images, training=training)
+        return images
 
 
 def load(name="digits", split="train", *, image_size=None, channels=None, batch_size=32, augment=False,

@@ -161,7 +161,8 @@ def test_repvgg_fusion_matches_train_time_block(in_ch, filters, strides, groups,
     fused = block.fused_copy()
     assert fused.deploy and trainable_count(fused) == 9 * in_ch // groups * filters + filters
     got = keras.ops.convert_to_numpy(fused(x))
-    assert np.abs(got - expected).max() <= 1e-5
+    # float32 rounding of maps up to ~6: relative (torch's conv sums in another order: 1.05e-5 absolute there)
+    assert np.abs(got - expected).max() <= 1e-5 * max(1.0, np.abs(expected).max())
     assert block.has_identity == (in_ch == filters and strides == 1)
 
 

@@ -6,7 +6,7 @@ import json
 
 from keras_cnn.cli.common import is_json, parse_option, split_choice
 from keras_cnn.data import image_files
-from keras_cnn.training.distribute import split_cpu
+from keras_cnn.training.distribute import cluster_from, split_cpu
 from keras_cnn.training.evaluate import evaluate, predict
 from keras_cnn.training.run import train
 from keras_cnn.training.tune import tune
@@ -23,7 +23,9 @@ def cmd_train(args):
         settings["model_options"] = dict(parse_option(o) for o in args.option)
     if args.mirrored_cpus:
         split_cpu(args.mirrored_cpus)
-    train(args.name, args.dataset, output=args.output, resume=args.resume, verbose=args.verbose, **settings)
+    cluster = cluster_from(args.coordinator, args.num_processes, args.process_id, args.cluster_timeout)
+    train(args.name, args.dataset, output=args.output, resume=args.resume, verbose=args.verbose, cluster=cluster,
+          **settings)
     return 0
 
 
@@ -78,6 +80,14 @@ def add_train_arguments(p):
     p.add_argument("--jit-compile", action="store_true", help="XLA-compile the train step")
     p.add_argument("--strategy", choices=("none", "mirrored", "data_parallel"), default=None)
     p.add_argument("--mirrored-cpus", type=int, default=0, help="split the CPU into N logical devices (testing)")
+    p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="multi-process data_parallel (jax): process 0's address (or KERAS_CNN_COORDINATOR)")
+    p.add_argument("--num-processes", type=int, default=None,
+                   help="processes in the run (or KERAS_CNN_NUM_PROCESSES / SLURM_NTASKS)")
+    p.add_argument("--process-id", type=int, default=None,
+                   help="this process, 0 .. N-1; 0 writes the run folder (or KERAS_CNN_PROCESS_ID / SLURM_PROCID)")
+    p.add_argument("--cluster-timeout", type=int, default=300,
+                   help="seconds to wait for the other processes (start-up, a step) before exiting with an error")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--option", action="append", default=[], help="builder option KEY=VALUE, e.g. alpha=0.5")

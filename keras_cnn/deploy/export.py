@@ -107,6 +107,7 @@ def _sample_batch(shape, seed=0):
 # --------------------------------------------------------------------------- SavedModel
 def export_saved_model(model, path, *, include_preprocessing=True, class_names=None, verify=True):
     """Write a SavedModel (uint8 ``serving_default`` + float ``serving_float``) and its report."""
+    require_tensorflow_backend("SavedModel export")
     import tensorflow as tf
 
     path = Path(path)
@@ -215,7 +216,18 @@ def export_tflite_modes(model, folder, *, name=None, modes=QUANTIZE_MODES, repre
     return {(mode or "float32"): reports[mode or "float32"] for mode in modes}
 
 
+def require_tensorflow_backend(what: str):
+    """SavedModel and TFLite files are written by TensorFlow: on another Keras backend say so, and how to
+    get there (a ``.keras`` file is backend-independent)."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(f"{what} needs the tensorflow backend, and KERAS_BACKEND is {backend!r}: save the model "
+                         "(model.save('model.keras')) and export that file in a process with KERAS_BACKEND=tensorflow "
+                         "(keras-cnn export model.keras)")
+
+
 def _check_quantize(quantize):
+    require_tensorflow_backend("TFLite export")
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {list(QUANTIZE_MODES)}, received {quantize!r}")
 

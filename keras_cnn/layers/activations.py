@@ -16,8 +16,9 @@ hard_swish = keras.activations.hard_swish
 
 
 def h_swish_reference(x):
-    """x * relu6(x + 3) / 6 written out, for tests and documentation."""
-    return x * keras.ops.relu6(x + 3.0) / 6.0
+    """x * relu6(x + 3) / 6 written out, for tests and documentation (``x``: any backend's tensor or
+    a NumPy array; ``keras.ops.multiply``, as a NumPy array times a torch tensor is not defined)."""
+    return keras.ops.multiply(x, keras.ops.relu6(x + 3.0)) / 6.0
 
 
 def h_sigmoid_reference(x):

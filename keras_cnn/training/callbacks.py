@@ -12,6 +12,9 @@ Example:
 from __future__ import annotations
 
 import math
+import os
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -97,3 +100,41 @@ class UnfreezeBackbone(keras.callbacks.Callback):
         if frozen != self._frozen:
             self._set(not frozen)
             self._frozen = frozen
+
+
+class ProgressWatchdog(keras.callbacks.Callback):
+    """End the process when no training or validation step has finished for ``timeout`` seconds.
+
+    In a multi-process run every step is a collective: when one process dies, the others wait in
+    the next all-reduce, and gloo and XLA's collectives wait without end. The watchdog prints one
+    line, ``keras-cnn: error: ...``, and exits with status 3 (``os._exit``: the waiting thread cannot
+    be interrupted). The first step gets ``timeout`` plus the time to compile it.
+    """
+
+    EXIT_CODE = 3
+
+    def __init__(self, timeout: float, what: str = "a process of the group stopped", first_step_grace: float = 600):
+        super().__init__()
+        self.timeout, self.what, self.grace = float(timeout), what, float(first_step_grace)
+        self._last = time.monotonic() + self.grace
+        self._done = threading.Event()
+
+    def _tick(self, *_args, **_kwargs):
+        self._last = time.monotonic()
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _tick
+
+    def on_train_begin(self, logs=None):
+        self._last = time.monotonic() + self.grace
+        threading.Thread(target=self._watch, daemon=True, name="keras-cnn-watchdog").start()
+
+    def on_train_end(self, logs=None):
+        self._done.set()
+
+    def _watch(self):
+        while not self._done.wait(1.0):
+            idle = time.monotonic() - self._last
+            if idle > self.timeout:
+                print(f"keras-cnn: error: no training step finished for {idle:.0f} s (timeout {self.timeout:.0f} s): "
+                      f"{self.what}", file=sys.stderr, flush=True)
+                os._exit(self.EXIT_CODE)

@@ -32,7 +32,7 @@ from keras_cnn.models.inception import aux_loss_weights, aux_targets, inference_
 from keras_cnn.models.spec import Recipe
 from keras_cnn.registry import build, get_spec, recipe_for
 from keras_cnn.training import distribute
-from keras_cnn.training.callbacks import AtomicCheckpoint, EpochTimer, UnfreezeBackbone
+from keras_cnn.training.callbacks import AtomicCheckpoint, EpochTimer, ProgressWatchdog, UnfreezeBackbone
 from keras_cnn.training.logits import fitting_on_logits
 from keras_cnn.training.report import (
     confusion_matrix,
@@ -176,7 +176,7 @@ SETTINGS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in 
 
 
 def train(model_or_name, dataset="digits", *, output=None, resume=False, callbacks=None, verbose="auto",
-          **settings) -> TrainResult:
+          cluster=None, **settings) -> TrainResult:
     """Train a registered model (or a built ``keras.Model``) on ``dataset`` into a run folder.
 
     ``settings`` are the fields of :class:`RunConfig` (``epochs``, ``batch_size``, ``image_size``,
@@ -190,15 +190,28 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
     comes from the model's recipe (``keras_cnn.get_spec(name).recipe``, declared in its family's
     ``models/<family>.py``) and the data set. ``resume=True``
     continues the run in ``output`` from its last finished epoch with its saved settings.
+
+    ``cluster`` (a :class:`~keras_cnn.training.distribute.Cluster`, or None: read from the
+    ``KERAS_CNN_*`` / SLURM variables when they name one) makes this process one of a multi-process
+    ``strategy="data_parallel"`` run on the JAX backend: every process runs the same call, only
+    process 0 writes ``output`` (which the others read to resume), and every process returns the
+    same trained model (its summary has ``weights_sha256`` to compare them).
     """
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
         raise ValueError(f"unknown training setting(s) {unknown}; allowed: {', '.join(SETTINGS)}")
+    cluster = cluster or distribute.cluster_from()
+    chief = cluster is None or cluster.is_chief
     given_model = model_or_name if isinstance(model_or_name, keras.Model) else None
     name = given_model.name if given_model is not None else str(model_or_name)
     run_dir = Path(output or Path("runs") / f"{name}_{dataset}")
-    config = _resolve_config(name, dataset, run_dir, resume, given_model, settings)
+    config = _resolve_config(name, dataset, run_dir, resume, given_model, settings, writer=chief)
     check_settings(config)
+    if cluster is not None:
+        if config.strategy != "data_parallel":
+            raise ValueError(f"a multi-process run ({cluster.num_processes} processes) needs strategy "
+                             f"'data_parallel', received {config.strategy!r}")
+        distribute.initialize_cluster(cluster)
     started = time.time()
     arrays = load_splits(config)
     keras.utils.set_random_seed(config.seed)
@@ -211,28 +224,60 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
                                                   "weight_decay", "label_smoothing", "jit_compile", "ema")}
         compile_model(model, steps_per_epoch=steps_per_epoch, epochs=config.epochs, **recipe)
         # The run folder appears only once everything above has worked, so a bad setting leaves nothing.
-        write_text(run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+        if chief:
+            write_text(run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+        group = [] if cluster is None else [ProgressWatchdog(
+            cluster.timeout, f"a process of the {cluster.num_processes}-process group (coordinator "
+                             f"{cluster.coordinator}) stopped or cannot be reached")]
+        if cluster is None:
+            run_callbacks = _callbacks(run_dir, model, resume, ema=config.ema)
+        elif chief:  # its files are written outside the distribution, where the others have no part
+            run_callbacks = [c if isinstance(c, (EpochTimer, keras.callbacks.SwapEMAWeights))
+                             else distribute.ProcessLocal(c) for c in _callbacks(run_dir, model, resume, ema=config.ema)]
+        else:
+            run_callbacks = _follower_callbacks(run_dir, ema=config.ema)
         try:
             with fitting_on_logits(model):
-                model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, verbose=verbose, shuffle=False,
-                          callbacks=_callbacks(run_dir, model, resume, ema=config.ema) + _freezing(config, model)
-                          + list(callbacks or []))
+                fitted = model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, verbose=verbose,
+                                   shuffle=False, callbacks=group + run_callbacks + _freezing(config, model)
+                                   + list(callbacks or []))
         except BaseException:
-            if new_folder and not (run_dir / "history.csv").exists():
+            if chief and new_folder and not (run_dir / "history.csv").exists():
                 shutil.rmtree(run_dir, ignore_errors=True)  # no epoch finished: nothing to resume
             raise
-        summary = evaluate_model(model, arrays["test"], config, run_dir=run_dir)
+        if cluster is not None:  # the distributed model's outputs are sharded over the processes: each evaluates
+            model = distribute.local_copy(model)  # its own copy, outside the distribution
+            with distribute.no_distribution():
+                summary = evaluate_model(model, arrays["test"], config, run_dir=run_dir if chief else None)
+        else:
+            summary = evaluate_model(model, arrays["test"], config, run_dir=run_dir)
     summary["seconds"] = round(time.time() - started, 1)  # this call: data, training, evaluation
-    history = read_history(run_dir / "history.csv")
+    history = read_history(run_dir / "history.csv") if chief else dict(fitted.history)
     epoch_seconds = history.get("epoch_seconds", [])
     if len(epoch_seconds) == config.epochs and all(np.isfinite(epoch_seconds)):
         summary["train_seconds"] = round(float(sum(epoch_seconds)), 1)  # every epoch, across resumes
-    write_text(run_dir / "summary.json", json.dumps(summary) + "\n")
+    if cluster is not None:
+        summary.update(process_id=cluster.process_id, processes=cluster.num_processes,
+                       weights_sha256=weights_digest(model))
+        if not chief:
+            summary["run_dir"] = str(run_dir)  # written by process 0
+    if chief:
+        write_text(run_dir / "summary.json", json.dumps(summary) + "\n")
     print(json.dumps(summary))
     return TrainResult(model, history, summary, run_dir)
 
 
-def _resolve_config(name, dataset, run_dir, resume, given_model, settings) -> RunConfig:
+def weights_digest(model) -> str:
+    """sha256 of every weight's bytes in order: equal digests, equal models (processes of one run agree)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight), dtype="float32").tobytes())
+    return digest.hexdigest()
+
+
+def _resolve_config(name, dataset, run_dir, resume, given_model, settings, writer=True) -> RunConfig:
     saved = run_dir / "config.json"
     if resume:
         if not saved.exists():
@@ -240,7 +285,7 @@ def _resolve_config(name, dataset, run_dir, resume, given_model, settings) -> Ru
         stored = json.loads(saved.read_text())
         stored.update({k: v for k, v in settings.items() if v is not None})
         return RunConfig(**stored)
-    if saved.exists():
+    if saved.exists() and writer:  # (another process of a group reads it; process 0 may have written it already)
         raise ValueError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, "
                          "or choose another output folder")
     if run_dir.exists() and not run_dir.is_dir():
@@ -386,6 +431,22 @@ def _callbacks(run_dir: Path, model, resume, ema=0.0):
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0),
     ]
+
+
+class _RestoreOnly(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that restores process 0's backup and never writes (the other processes of a group)."""
+
+    def _save_model(self):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+def _follower_callbacks(run_dir: Path, ema=0.0):
+    """What the processes other than 0 run: the same restore and weight average, no files."""
+    averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
+    return [_RestoreOnly(str(run_dir / "backup"), delete_checkpoint=False), *averaging]
 
 
 def predict_probabilities(model, images, batch_size=64):
