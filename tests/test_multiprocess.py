@@ -65,7 +65,7 @@ def losses(path):
 
 def test_two_processes_train_like_one_process_over_two_devices_and_resume(tmp_path):
     group = finish(start_group(tmp_path, 2))
-    for returncode, out, err in group:
+    for returncode, _, err in group:
         assert returncode == 0, err[-3000:]
     summaries = [summary_of(out) for _, out, _ in group]
     assert [s["process_id"] for s in summaries] == [0, 1] and summaries[0]["devices"] == 2
@@ -85,7 +85,7 @@ def test_two_processes_train_like_one_process_over_two_devices_and_resume(tmp_pa
         assert abs(group_losses[epoch] - loss) <= 1e-4, (epoch, group_losses, single_losses)
 
     resumed = finish(start_group(tmp_path, 3, "--resume"))  # the group continues from process 0's backup
-    for returncode, out, err in resumed:
+    for returncode, _, err in resumed:
         assert returncode == 0, err[-3000:]
     assert sorted(losses(tmp_path / "run" / "history.csv")) == [0, 1, 2]  # epochs 0 and 1 once, then epoch 2
     assert summary_of(resumed[0][1])["weights_sha256"] == summary_of(resumed[1][1])["weights_sha256"]

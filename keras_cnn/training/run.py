@@ -233,7 +233,8 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
             run_callbacks = _callbacks(run_dir, model, resume, ema=config.ema)
         elif chief:  # its files are written outside the distribution, where the others have no part
             run_callbacks = [c if isinstance(c, (EpochTimer, keras.callbacks.SwapEMAWeights))
-                             else distribute.ProcessLocal(c) for c in _callbacks(run_dir, model, resume, ema=config.ema)]
+                             else distribute.ProcessLocal(c)
+                             for c in _callbacks(run_dir, model, resume, ema=config.ema)]
         else:
             run_callbacks = _follower_callbacks(run_dir, ema=config.ema)
         try:
