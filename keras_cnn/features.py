@@ -75,14 +75,14 @@ def _map_shape(layer):
     return tuple(output.shape)
 
 
-def find_levels(model, declared=None, input_size: int | None = None) -> list[dict]:
+def find_levels(model, declared=None) -> list[dict]:
     """The feature levels of a keras_cnn body: ``[{"level", "layer", "channels", "stride", "size"}]``
-    by increasing stride (``size``: the map's height at ``input_size``, by default the model's own).
+    by increasing stride (``size``: the map's height at the model's input size).
 
     ``declared`` is the family's :class:`~keras_cnn.models.spec.FeatureLevels` (None: every cut of
-    the graph is a candidate). The model must have a static input height (build a probe at the
-    default input to name the layers of a model with a dynamic one: :func:`feature_model` does)."""
-    height = input_size or model.input_shape[1]
+    the graph is a candidate). The model must have a static input height (a model with a dynamic one
+    is named by a probe at the default input: :func:`keras_cnn.registry.levels_of` does)."""
+    height = model.input_shape[1]
     if height is None:
         raise ValueError("feature levels are found on a model with a static input height; received "
                          f"input_shape={model.input_shape}")
@@ -100,7 +100,7 @@ def find_levels(model, declared=None, input_size: int | None = None) -> list[dic
             candidate = re.fullmatch(declared.candidates, layer.name)
         else:
             candidate = layer.name in cuts
-        if candidate and (declared is None or level not in declared.exclude):
+        if candidate:
             chosen[stride] = {"level": level, "layer": layer.name, "channels": int(shape[-1]), "stride": stride,
                               "size": int(shape[1])}
     return [chosen[stride] for stride in sorted(chosen)]

@@ -108,3 +108,65 @@ def _digits(split):
     if split not in _DIGITS:
         _DIGITS[split] = data.load_arrays("digits", split)
     return _DIGITS[split]
+
+
+# One child process that runs ``keras_cnn.cli.main(argv)`` per request (a JSON line {"argv", "cwd"}), as the
+# ``keras-cnn`` script does, and answers with its exit code, stdout and stderr; an exception escaping ``main``
+# is written to the captured stderr as Python would print it, exit code 1.
+_CLI_CHILD = """
+import contextlib, io, json, os, sys, traceback
+from keras_cnn.cli import main
+
+answer = sys.stdout
+for line in sys.stdin:
+    request = json.loads(line)
+    os.chdir(request["cwd"])
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(request["argv"])
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    answer.write("@@" + json.dumps({"returncode": code, "stdout": out.getvalue(), "stderr": err.getvalue()}) + "\\n")
+    answer.flush()
+"""
+
+
+class CliProcess:
+    """``keras-cnn`` commands run one after the other in one child process (TensorFlow imported once), for
+    variants of commands that already ran as their own process: ``cli(args, cwd)`` returns the
+    ``CompletedProcess`` a ``keras-cnn`` process would."""
+
+    def __init__(self, cwd=None):
+        import subprocess
+
+        self.cwd = cwd
+        environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-c", _CLI_CHILD], env=environment, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def __call__(self, args, cwd=None):
+        import json
+        import subprocess
+
+        argv = [str(a) for a in args]
+        self.proc.stdin.write(json.dumps({"argv": argv, "cwd": str(cwd or self.cwd or os.getcwd())}) + "\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:  # anything the child printed outside a command is skipped
+            if line.startswith("@@"):
+                reply = json.loads(line[2:])
+                return subprocess.CompletedProcess(argv, reply["returncode"], reply["stdout"], reply["stderr"])
+        raise AssertionError(f"the keras-cnn runner process died (exit {self.proc.wait()}) on keras-cnn {argv}")
+
+    def close(self):
+        import subprocess
+
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import CliProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,61 +50,17 @@ def run(cwd, *args, timeout=900, env=None) -> subprocess.CompletedProcess:
     return result
 
 
-# One child process running ``keras_cnn.cli.main(argv)`` per request (a JSON line), in the test's folder, as
-# the ``keras-cnn`` script does; its stdout and stderr are captured per command, and an exception escaping
-# ``main`` is written to the captured stderr as the traceback a user would see.
-_CLI_RUNNER = """
-import contextlib, io, json, sys, traceback
-from keras_cnn.cli import main
-
-answer = sys.stdout
-for line in sys.stdin:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(json.loads(line))
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-    answer.write("@@" + json.dumps({"returncode": code, "stdout": out.getvalue(), "stderr": err.getvalue()}) + "\\n")
-    answer.flush()
-"""
-
-
-class CliRunner:
+class CliRunner(CliProcess):
     """``keras-cnn`` commands in one child process started in ``cwd`` (for variants of commands that
     already ran as their own process); ``runner(*args)`` checks what :func:`run` checks."""
 
-    def __init__(self, cwd):
-        environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-c", _CLI_RUNNER], cwd=cwd, env=environment, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-
     def __call__(self, *args) -> subprocess.CompletedProcess:
-        argv = [str(a) for a in args]
-        self.proc.stdin.write(json.dumps(argv) + "\n")
-        self.proc.stdin.flush()
-        for line in self.proc.stdout:  # anything the child printed outside a command is skipped
-            if line.startswith("@@"):
-                reply = json.loads(line[2:])
-                break
-        else:
-            raise AssertionError(f"the keras-cnn runner process died (exit {self.proc.wait()}) on keras-cnn {argv}")
-        result = subprocess.CompletedProcess(argv, reply["returncode"], reply["stdout"], reply["stderr"])
+        result = super().__call__(args)
+        argv = result.args
         assert result.returncode == 0, (f"keras-cnn {' '.join(argv)} exited {result.returncode}\n"
                                         f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
         assert "Traceback" not in result.stderr, result.stderr[-3000:]
         return result
-
-    def close(self):
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture

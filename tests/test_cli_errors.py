@@ -21,17 +21,16 @@ file, the folder or the value).
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
 import struct
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CliProcess
 
 KERAS_CNN = Path(sys.executable).with_name("keras-cnn")
 PREFIX = "keras-cnn: error:"
@@ -44,58 +43,9 @@ def run_cli(args, cwd):
                           text=True, timeout=TIMEOUT)
 
 
-# One child process that runs ``keras_cnn.cli.main(argv)`` per request (a JSON line {"argv", "cwd"}) and
-# answers with its exit code, stdout and stderr; an exception escaping ``main`` is written to the captured
-# stderr as Python would print it, exit code 1.
-_RUNNER = textwrap.dedent("""
-    import contextlib, io, json, os, sys, traceback
-    from keras_cnn.cli import main
-
-    answer = sys.stdout
-    for line in sys.stdin:
-        request = json.loads(line)
-        os.chdir(request["cwd"])
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(request["argv"])
-            except SystemExit as stop:
-                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-            except BaseException:
-                traceback.print_exc()
-                code = 1
-        reply = {"returncode": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
-        answer.write("@@" + json.dumps(reply) + "\\n")
-        answer.flush()
-""")
-
-
-class _Runner:
-    def __init__(self):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-c", _RUNNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, env=env)
-
-    def __call__(self, args, cwd) -> subprocess.CompletedProcess:
-        self.proc.stdin.write(json.dumps({"argv": [str(a) for a in args], "cwd": str(cwd)}) + "\n")
-        self.proc.stdin.flush()
-        for line in self.proc.stdout:  # the child's own prints (none expected) are skipped
-            if line.startswith("@@"):
-                reply = json.loads(line[2:])
-                return subprocess.CompletedProcess(args, reply["returncode"], reply["stdout"], reply["stderr"])
-        raise AssertionError(f"the runner process died (exit {self.proc.wait()}) on keras-cnn {args}")
-
-    def close(self):
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 @pytest.fixture(scope="module")
 def runner():
-    started = _Runner()
+    started = CliProcess()
     yield started
     started.close()
 

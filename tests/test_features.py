@@ -52,8 +52,7 @@ def test_every_name_gives_its_levels_at_their_strides(name):
             assert lower < shape[1] <= expected, (level, shape)
         else:
             assert shape[1] == expected, (level, shape)
-    # the deepest level is the body's own output stride: the levels cover the whole backbone
-    assert levels[-1]["stride"] == levels_of(name, body)[-1]["stride"]
+    # the deepest level reaches the body's own output: the levels cover the whole backbone
     assert body.output.shape[1] <= levels[-1]["size"]
 
 

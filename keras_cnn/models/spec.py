@@ -223,13 +223,12 @@ class FeatureLevels:
 
     ``candidates`` is a pattern (``re.fullmatch``) of the layer names that may be levels: the last
     matching layer at each stride is the level (DenseNet: the dense blocks' concatenations, not
-    the transition's conv). ``layers`` overrides it for single levels (``{"P2": "stem_mixed3a_concat"}``)
-    and ``exclude`` drops levels the reference does not have. ``follows`` says whose convention it is.
+    the transition's conv). ``layers`` overrides it for single levels (``{"P2": "stem_mixed3a_concat"}``).
+    ``follows`` says whose convention it is.
     """
 
     candidates: str = ""
     layers: dict = dataclasses.field(default_factory=dict)
-    exclude: tuple = ()
     follows: str = ""
 
 

@@ -224,17 +224,22 @@ class ProcessLocal(keras.callbacks.Callback):
         super().set_params(params)
         self.callback.set_params(params)
 
-    def __getattribute__(self, name):
-        if name.startswith("on_") and callable(getattr(type(self.__dict__.get("callback", None)), name, None)):
-            method = getattr(self.__dict__["callback"], name)
-            if name == "on_train_begin":
-                return method
+    def on_train_begin(self, logs=None):
+        self.callback.on_train_begin(logs)
 
-            def local(*args, **kwargs):
-                with no_distribution():
-                    return method(*args, **kwargs)
-            return local
-        return super().__getattribute__(name)
+
+def _process_local_hook(name):
+    def hook(self, *args, **kwargs):
+        with no_distribution():
+            return getattr(self.callback, name)(*args, **kwargs)
+    hook.__name__ = name
+    return hook
+
+
+for _hook in ("on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin", "on_train_batch_end",
+              "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end", "on_predict_begin",
+              "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end"):
+    setattr(ProcessLocal, _hook, _process_local_hook(_hook))
 
 
 def local_copy(model):
