@@ -204,12 +204,14 @@ def build(
     declared = source.checkpoint or next((c for c in spec.checkpoints if c.layout == guess), None)
     options = {**(declared.options if declared else {}), **variant_options}
     preprocessing = checkpoints.preprocessing_for(spec, source, guess, channels=shape[-1])
-    model = _assemble(spec, shape, num_classes, include_top, pooling, classifier_activation, options, preprocessing)
-    layout = checkpoints.choose_layout(model, spec, state, source)
-    if layout != guess:  # a user's file in the other layout: its own normalization
-        preprocessing = checkpoints.preprocessing_for(spec, source, layout, channels=shape[-1])
+    with checkpoints.values_from_checkpoint():  # no random values drawn: transfer creates them from the file
         model = _assemble(spec, shape, num_classes, include_top, pooling, classifier_activation, options,
                           preprocessing)
+        layout = checkpoints.choose_layout(model, spec, state, source)
+        if layout != guess:  # a user's file in the other layout: its own normalization
+            preprocessing = checkpoints.preprocessing_for(spec, source, layout, channels=shape[-1])
+            model = _assemble(spec, shape, num_classes, include_top, pooling, classifier_activation, options,
+                              preprocessing)
     checkpoints.transfer(model, state, spec.key_maps[layout], source=source.label)
     return model
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from keras_cnn.models.spec import IMAGENET_MEAN, IMAGENET_STD, Checkpoint, ModelSpec
 from keras_cnn.weights.download import fetch, fetch_from_hub
 from keras_cnn.weights.files import checkpoint_file, folder_preprocessing, read_state_dict
-from keras_cnn.weights.transfer import head_layer_names, plan, transfer
+from keras_cnn.weights.transfer import head_layer_names, plan, transfer, values_from_checkpoint
 
 LIBRARIES = ("torchvision", "timm")
 KERAS_SUFFIXES = (".weights.h5", ".h5")
@@ -160,4 +160,5 @@ def freezable_layers(model, spec: ModelSpec) -> list:
 
 
 __all__ = ["LIBRARIES", "Source", "checkpoint_for", "choose_layout", "fetch", "freezable_layers",
-           "imagenet_class_names", "is_library_source", "preprocessing_for", "read_state_dict", "resolve", "transfer"]
+           "imagenet_class_names", "is_library_source", "preprocessing_for", "read_state_dict", "resolve", "transfer",
+           "values_from_checkpoint"]
