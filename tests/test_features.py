@@ -19,9 +19,12 @@ import numpy as np
 import pytest
 
 import keras_cnn
+from keras_cnn.analysis.model_table import FEATURES_CELL, REGENERATE, documented_rows, features_cell, row_cells
+from keras_cnn.features import feature_model
 from keras_cnn.registry import levels_of
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTED = documented_rows(ROOT / "docs" / "MODELS.md")
 #: nets that convolve or pool "valid" (no padding) somewhere: their maps are a little smaller than
 #: ceil(input / stride); every other net pads "same" (or symmetrically, as PyTorch does) and halves exactly
 VALID_PADDING = {"lenet", "lenet5", "alexnet", "alexnet_ungrouped", "alexnet_owt", "zfnet", "nin", "inception_v3",
@@ -35,8 +38,10 @@ def test_every_name_gives_its_levels_at_their_strides(name):
     height = spec.input_shape[0]
     with keras.StatelessScope(initialize_variables=False):  # shapes only: no weight values drawn
         body = keras_cnn.build(name, include_top=False)
-        model = keras_cnn.build(name, features=True)
-    levels = levels_of(name, body)
+        levels = levels_of(name, body)
+        # what build(name, features=True) returns, on this body (building it anew took a second build of
+        # every net; the public call runs in the selection, round-trip, fit and README tests below)
+        model = feature_model(body, levels, name)
     assert list(model.output) == [level["level"] for level in levels] == model.output_names
     strides = [level["stride"] for level in levels]
     assert strides == sorted(set(strides)) and len(levels) >= 3, levels
@@ -54,6 +59,8 @@ def test_every_name_gives_its_levels_at_their_strides(name):
             assert shape[1] == expected, (level, shape)
     # the deepest level reaches the body's own output: the levels cover the whole backbone
     assert body.output.shape[1] <= levels[-1]["size"]
+    # docs/MODELS.md's "feature channels" cell (the rest of the row: tests/test_models.py)
+    assert row_cells(DOCUMENTED[name])[FEATURES_CELL] == features_cell(levels), f"docs/MODELS.md is stale: {REGENERATE}"
 
 
 def test_readme_example_in_a_fresh_process(tmp_path):

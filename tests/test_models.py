@@ -12,7 +12,15 @@ import pytest
 from conftest import trainable_count
 
 import keras_cnn
-from keras_cnn.analysis.model_table import HEADER, REGENERATE, documented_rows, measure, table_row
+from keras_cnn.analysis.model_table import (
+    FEATURES_CELL,
+    HEADER,
+    REGENERATE,
+    documented_rows,
+    measure,
+    row_cells,
+    table_row,
+)
 
 MODELS_MD = Path(__file__).resolve().parents[1] / "docs" / "MODELS.md"
 DOCUMENTED = documented_rows(MODELS_MD) if MODELS_MD.is_file() else {}
@@ -43,8 +51,13 @@ def test_variant_builds_runs_and_matches_reference_params(name):
             assert abs(params - spec.params) <= spec.params_tolerance * spec.params, (params, spec.params)
         else:
             assert params == spec.params, f"{name}: {params:,} trainable params, reference {spec.params:,}"
-    # docs/MODELS.md's row (measured params and MACs, reference numbers, notes) is current
-    assert DOCUMENTED.get(name) == table_row(name, measure(model, spec)), f"docs/MODELS.md is stale: {REGENERATE}"
+    # docs/MODELS.md's row (measured params and MACs, reference numbers, notes) is current; its "feature
+    # channels" cell is checked by tests/test_features.py, which finds the levels on its own build
+    # (finding them here took a second, weight-free build of every net)
+    row = row_cells(table_row(name, measure(model, spec, features=[])))
+    documented = row_cells(DOCUMENTED.get(name, "||"))
+    del row[FEATURES_CELL], documented[FEATURES_CELL:FEATURES_CELL + 1]
+    assert documented == row, f"docs/MODELS.md is stale: {REGENERATE}"
     x = np.random.default_rng(0).uniform(0, 1, (1,) + tuple(spec.input_shape)).astype("float32")
     for out in _outputs(model, x):
         out = keras.ops.convert_to_numpy(out)

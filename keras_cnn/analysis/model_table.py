@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import gc
+import re
 from pathlib import Path
 
 import keras
@@ -72,18 +73,33 @@ def model_info(name: str, measure: bool = True) -> dict:
     return info
 
 
-def measure(name_or_model, spec=None) -> dict:
-    """Measured ``{"params", "macs"}`` of a registry name (built at its default input) or of a
-    model built from ``spec`` at that spec's default input."""
+def measure(name_or_model, spec=None, features=None) -> dict:
+    """Measured ``{"params", "macs", "features"}`` of a registry name (built at its default input) or of
+    a model built from ``spec`` at that spec's default input (``features``: its levels, if known)."""
     if isinstance(name_or_model, str):
         spec = get_spec(name_or_model)
-        return _measured(build(spec.name), spec)
-    return _measured(name_or_model, spec)
+        return _measured(build(spec.name), spec, features)
+    return _measured(name_or_model, spec, features)
 
 
-def _measured(model, spec) -> dict:
+def _measured(model, spec, features=None) -> dict:
+    """``features``: the variant's levels when the caller has them (else found on a weight-free probe)."""
     return {"params": count_trainable(model), "macs": count_macs(model, deployed=spec.deployed_macs),
-            "features": registry.levels_of(spec.name)}
+            "features": registry.levels_of(spec.name) if features is None else features}
+
+
+def features_cell(levels) -> str:
+    """The "feature channels" cell: ``"P1 64, P2 256, ..."``."""
+    return ", ".join(f"{level['level']} {level['channels']}" for level in levels)
+
+
+#: position of the "feature channels" cell in a row's cells (:func:`row_cells`)
+FEATURES_CELL = 8
+
+
+def row_cells(row: str) -> list[str]:
+    """The cells of a table row, unescaped pipes only (notes may contain ``\\|``)."""
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row.strip())[1:-1]]
 
 
 def _count(value, digits=2):
@@ -107,7 +123,7 @@ def table_row(name, measured) -> str:
         reference += f" (+-{spec.params_tolerance:.1%})"
     ratio = f"{measured['macs'] / spec.macs:.3f}" if spec.macs else "-"
     size = "x".join(str(d) for d in spec.input_shape)
-    channels = ", ".join(f"{level['level']} {level['channels']}" for level in measured["features"])
+    channels = features_cell(measured["features"])
     cells = [f"`{spec.name}`", spec.family, f"{measured['params']:,}", reference, _count(measured["macs"], 3),
              _count(spec.macs, 3), ratio, size, channels, weights_cell(spec),
              f"[{spec.paper}]({spec.url}) ({spec.year})", spec.follows, spec.notes]
