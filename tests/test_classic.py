@@ -155,11 +155,13 @@ def test_inception_resnet_residual_scaling():
 
 
 # ------------------------------------------------------------------ serialization and training
-# each family at its smallest input (GoogLeNet's aux heads need 112)
+# In-process .keras round trips of what tests/test_persistence.py does not save in full: AlexNet and VGG
+# (over its 30M-parameter bound there: only their configs are rebuilt in the fresh process) and GoogLeNet's
+# aux-head outputs (a build option). Every other family here (NiN, Inception v2/v3/ResNet, Xception) is
+# saved in full there and loaded in a fresh process with bit-identical outputs, a stronger check than this.
 @pytest.mark.parametrize("name,shape,options", [
-    ("alexnet", (67, 67, 3), {}), ("vgg11_bn", (32, 32, 3), {}), ("nin", (67, 67, 1), {}),
-    ("googlenet", (112, 112, 3), {"aux_logits": True}), ("inception_v2", (32, 32, 3), {}),
-    ("inception_v3", (75, 75, 3), {}), ("inception_resnet_v2", (75, 75, 3), {}), ("xception", (71, 71, 3), {}),
+    ("alexnet", (67, 67, 3), {}), ("vgg11_bn", (32, 32, 3), {}),
+    ("googlenet", (112, 112, 3), {"aux_logits": True}),
 ])
 def test_keras_roundtrip_per_family(name, shape, options, tmp_path):
     model = keras_cnn.build(name, input_shape=shape, num_classes=10, **options)

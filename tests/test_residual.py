@@ -100,21 +100,10 @@ def test_fold_batch_norm_resnet18_is_exact():
     assert np.abs(got - expected).max() <= 1e-4 * max(1.0, np.abs(expected).max())
 
 
-# each family at its smallest input (32; the CIFAR nets at their native 32)
-@pytest.mark.parametrize("name,shape", [
-    ("resnet20", (32, 32, 3)), ("resnet18", (32, 32, 3)), ("resnet50_v2", (32, 32, 3)),
-    ("se_resnext50_32x4d", (32, 32, 3)), ("densenet_bc_100_k12", (32, 32, 3)), ("darknet19", (32, 32, 3)),
-    ("darknet53", (32, 32, 3)), ("vovnet39", (32, 32, 3)), ("cspdarknet53", (32, 32, 3)),
-])
-def test_keras_roundtrip_per_family(name, shape, tmp_path):
-    model = keras_cnn.build(name, input_shape=shape, num_classes=10)
-    randomize_batch_norm(model, seed=2)
-    x = np.random.default_rng(1).uniform(0, 1, (2,) + shape).astype("float32")
-    model.save(tmp_path / "m.keras")
-    loaded = keras.saving.load_model(tmp_path / "m.keras")
-    # called eagerly: predict() would trace each model into a graph first, twice per test
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x, training=False)),
-                                  keras.ops.convert_to_numpy(loaded(x, training=False)))
+# .keras round trips: tests/test_persistence.py saves a variant of every family here in full (every
+# keras_cnn layer class among them) and loads it in a fresh process that only imported keras_cnn, with
+# bit-identical outputs, and rebuilds every registered name from its config there; the in-process round
+# trips this file had (the same check, in the process that built the model) were a weaker copy of it.
 
 
 def test_resnet20_fit_on_real_digits_lowers_loss():
