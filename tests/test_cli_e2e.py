@@ -356,19 +356,36 @@ def test_tune_then_export_its_folder(tmp_path):
 
 @pytest.mark.slow
 def test_bench_commands(tmp_path):
-    """``keras-cnn bench`` latency, train-speed and repvgg on small nets with few runs. train-speed times
-    mobilenet_v1 beside keras.applications' MobileNet (measured: 23 s for the command, 39 s with
-    mobilenet_v3_small, whose train steps take longer to trace); latency keeps mobilenet_v3_small, so the
-    MobileNetV3 twin (built without its preprocessing layer) is still built in a new process."""
+    """``keras-cnn bench`` latency, train-speed and repvgg on small nets with few runs, each checked through the
+    JSON it writes (these checks ran in-process in tests/test_bench.py as well: the same code twice).
+    train-speed times mobilenet_v1 beside keras.applications' MobileNet (measured: 23 s for the command,
+    39 s with mobilenet_v3_small, whose train steps take longer to trace); latency keeps
+    mobilenet_v3_small, so the MobileNetV3 twin (built without its preprocessing layer) is still built in a
+    new process."""
     out = run(tmp_path, "bench", "latency", "mobilenet_v3_small", "--image-size", 32, "--rounds", 1, "--runs", 3,
               "--modes", "float32", "--json", "latency.json").stdout
-    rows = json.loads((tmp_path / "latency.json").read_text())["rows"]
+    record = json.loads((tmp_path / "latency.json").read_text())
+    assert record["kind"] == "latency" and record["environment"]["backend"] == "tensorflow", record
+    rows = record["rows"]
     assert {row["model"] for row in rows} == {"mobilenet_v3_small"} and "|" in out, out
+    assert [row["runtime"] for row in rows] == ["keras_predict", "tflite_float32"], rows
+    assert all(r["ours_ms"] > 0 and r["keras_ms"] > 0 and r["ratio_ours_over_keras"] > 0 for r in rows), rows
+
     out = run(tmp_path, "bench", "train-speed", "mobilenet_v1", "--image-size", 32, "--batch-size", 2,
-              "--rounds", 1, "--steps", 1).stdout
-    assert "mobilenet_v1" in out and "MobileNet" in out and "|" in out, out
-    out = run(tmp_path, "bench", "repvgg", "repvgg_a0", "--image-size", 32, "--rounds", 1, "--runs", 2).stdout
+              "--rounds", 1, "--steps", 1, "--json", "train.json").stdout
+    assert "| mobilenet_v1 | MobileNet |" in out, out
+    (row,) = json.loads((tmp_path / "train.json").read_text())["rows"]
+    assert row["keras_applications"] == "MobileNet" and row["input"] == [32, 32, 3], row
+    assert row["ours_images_per_s"] > 0 and row["keras_images_per_s"] > 0
+    assert row["ratio_ours_over_keras"] == pytest.approx(row["ours_step_ms"] / row["keras_step_ms"], rel=0.02)
+
+    out = run(tmp_path, "bench", "repvgg", "repvgg_a0", "--image-size", 32, "--rounds", 1, "--runs", 2,
+              "--json", "repvgg.json").stdout
     assert "repvgg_a0" in out or "deployed" in out, out
+    rows = json.loads((tmp_path / "repvgg.json").read_text())["rows"]
+    assert [r["runtime"] for r in rows] == ["keras_predict", "tflite_float32"], rows
+    assert rows[1]["train_ops"] > rows[1]["deploy_ops"], rows  # the fused file: one conv per block, no ADDs
+    assert all(r["train_ms"] > 0 and r["deploy_ms"] > 0 for r in rows), rows
 
 
 @pytest.mark.slow

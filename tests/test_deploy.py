@@ -26,6 +26,17 @@ ONE_PER_ARCHITECTURE = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "s
 # each, ~5 s on 2 cores), so they run for one net per architecture (RepVGG's only variant included);
 # every other width / group count gets float32 (XNNPACK, 1e-4 of Keras) and full-integer int8.
 FOUR_MODES = [*ONE_PER_ARCHITECTURE, "repvgg_a0"]
+# MobileNetV3's int8 file is converted from a second trace (h-swish rewritten for XNNPACK's int8 kernels,
+# ~20 s more per net on 2 cores). Both V3 nets are exported to int8 (builtin ops only, else the export
+# raises) and held to more than that in tests/test_int8.py: test_mobilenet_v3_int8_keeps_accuracy_on_digits
+# (each trained on digits: one XNNPACK partition up to the SOFTMAX, within 1 point of float top-1) and, for
+# Small, test_mobilenet_v3_int8_is_one_xnnpack_partition_up_to_the_softmax; so here they get the float modes.
+INT8_IN_TEST_INT8 = ["mobilenet_v3_small", "mobilenet_v3_large"]
+
+
+def _modes(name):
+    modes = (None, "float16", "dynamic", "int8") if name in FOUR_MODES else (None, "int8")
+    return tuple(m for m in modes if not (m == "int8" and name in INT8_IN_TEST_INT8))
 
 
 @functools.lru_cache(maxsize=1)
@@ -44,7 +55,7 @@ def test_mobile_net_exports_in_all_four_modes(name, tmp_path):
     keras.utils.set_random_seed(0)
     model = keras_cnn.build(name, num_classes=10, input_shape=(32, 32, 3))
     randomize_batch_norm(model, seed=3)  # folding must carry real statistics, not the identity
-    modes = (None, "float16", "dynamic", "int8") if name in FOUR_MODES else (None, "int8")
+    modes = _modes(name)
     reports = export_tflite_modes(model, tmp_path, name=name, modes=modes, representative_data=_calibration_images())
     assert set(reports) == {mode or "float32" for mode in modes}
     for mode, report in reports.items():
@@ -56,7 +67,8 @@ def test_mobile_net_exports_in_all_four_modes(name, tmp_path):
     # The quantized modes are lossy: an untrained net's saturated softmax can flip on one random
     # image, so they report agreement here; test_quantized_mobilenet_v2_keeps_accuracy_on_digits
     # holds them to accuracy on real images.
-    assert 0.0 <= reports["int8"]["top1_agreement_vs_keras"] <= 1.0
+    if "int8" in modes:
+        assert 0.0 <= reports["int8"]["top1_agreement_vs_keras"] <= 1.0
     if name in FOUR_MODES:
         assert reports["float16"]["max_abs_diff_vs_keras"] <= 1e-2
         assert reports["float16"]["size_bytes"] < 0.6 * float32["size_bytes"]

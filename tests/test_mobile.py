@@ -119,7 +119,9 @@ def _check_repvgg(name, size=64):
     assert all(np.array_equal(a, b) for a, b in zip(before, after))  # original untouched
     assert not any(l.deploy for l in model.layers if isinstance(l, keras_cnn.layers.RepVGGBlock))
     assert trainable_count(deployed) == DEPLOY_PARAMS[name]
-    assert trainable_count(keras_cnn.build(name, deploy=True, input_shape=(size, size, 3))) == DEPLOY_PARAMS[name]
+    with keras.StatelessScope(initialize_variables=False):  # a parameter count: shapes only, no values drawn
+        built_deployed = keras_cnn.build(name, deploy=True, input_shape=(size, size, 3))
+    assert trainable_count(built_deployed) == DEPLOY_PARAMS[name]
 
 
 def test_reparameterize_repvgg_a0():
@@ -178,7 +180,13 @@ FAST_FIT = ["mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_1"]
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[] if n in FAST_FIT else [pytest.mark.slow]) for n in FIT])
 def test_fit_on_real_digits_lowers_loss(name):
-    lr = 2e-4 if name.startswith("squeezenet") else 2e-3  # no BN: Adam at 2e-3 kills the final ReLU
-    first, last, accuracy = digits_fit_lowers_loss(name, size=32, lr=lr)
+    """The first epoch's mean loss vs the last's. The BatchNorm nets run 2 epochs of 20 batches of 16
+    (the first epoch is mostly tracing; the third took 3-8 s more a net on 2 cores): their mean loss
+    falls by 16% or more (measured: repvgg_a0 3.09 -> 1.65, mobilenet_v1 2.73 -> 1.87, shufflenet_v1_g3
+    3.02 -> 1.58, shufflenet_v2_x0_5 2.71 -> 2.27, mobilenet_v3_small 1.84 -> 0.96). SqueezeNet (no BN,
+    Adam at 2e-4, ~10 s in all) keeps the default 3 epochs: after 2 its loss had fallen only 2.30 -> 2.25."""
+    squeezenet = name.startswith("squeezenet")
+    lr = 2e-4 if squeezenet else 2e-3  # no BN: Adam at 2e-3 kills the final ReLU
+    first, last, accuracy = digits_fit_lowers_loss(name, size=32, lr=lr, epochs=3 if squeezenet else 2)
     assert last < first, (first, last)
     keras.backend.clear_session()
