@@ -49,20 +49,25 @@ def small_shape(name):
     return (size, size, spec.input_shape[2])
 """
 
-BUILD_ALL = SMALLEST_PER_FAMILY + """
+# What the build-all and fit processes start with: the shared helpers, torch on one thread, and the imports
+# frozen out of the garbage collector's sight. keras.backend.clear_session() runs gc.collect(), which walks
+# every object alive in the process: with torch, Keras and TensorFlow imported (TensorFlow comes in with the
+# first set_random_seed) that is ~700k objects and ~1 s a call. gc.freeze() moves what exists now out of the
+# collector's sight; every model built later is still collected as before.
+TORCH_PROCESS = SMALLEST_PER_FAMILY + """
 import gc, json, sys
 from pathlib import Path
 import numpy as np
 import torch
 torch.set_num_threads(1)
 import keras
+from keras_cnn import data
 assert keras.backend.backend() == "torch"
-# keras.backend.clear_session() runs gc.collect(), which walks every object alive in the process: with torch,
-# Keras and TensorFlow imported (TensorFlow comes in with the first set_random_seed) that is ~700k objects and
-# ~1 s a call, ~100 s over 80 names. gc.freeze() moves what exists now (the imported modules) out of the
-# collector's sight; every model built later is still collected as before
 keras.utils.set_random_seed(0)
 gc.freeze()
+"""
+
+BUILD_ALL = TORCH_PROCESS + """
 out = Path(sys.argv[1])
 saved = set(smallest_per_family())
 report = {}
@@ -104,21 +109,8 @@ for path in sorted(folder.glob("*.keras")):
 print(json.dumps(diffs))
 """
 
-FIT_PER_FAMILY = SMALLEST_PER_FAMILY + """
-import gc, json
-import numpy as np
-import torch
-torch.set_num_threads(1)
-import keras
-from keras_cnn import data
-assert keras.backend.backend() == "torch"
+FIT_PER_FAMILY = TORCH_PROCESS + """
 arrays = data.load_arrays("digits", "train")
-# keras.backend.clear_session() runs gc.collect(), which walks every object alive in the process: with torch,
-# Keras and TensorFlow imported (TensorFlow comes in with the first set_random_seed) that is ~700k objects and
-# ~1 s a call, ~20 s over the families. gc.freeze() moves what exists now (the imported modules) out of the
-# collector's sight; every model built later is still collected as before
-keras.utils.set_random_seed(0)
-gc.freeze()
 losses = {}
 for name in smallest_per_family():
     shape = small_shape(name)
