@@ -138,7 +138,11 @@ def test_every_readme_command_is_run_here():
 # --------------------------------------------------------------------------- the commands
 @pytest.mark.slow
 def test_demo_runs_in_full(tmp_path):
-    """The README's main job, with its own defaults (12 epochs; about 2.5 minutes on 2 cores)."""
+    """The README's main job, with its own defaults (12 epochs; about 2.5 minutes on 2 cores).
+
+    It is also issue 21's int8 accuracy check for MobileNetV3-Small trained on digits: the int8 file
+    (h-swish rewritten for XNNPACK) is within 1 point of the Keras top-1 on the 360 held-out images and
+    is one XNNPACK partition up to the SOFTMAX (tests/test_int8.py holds V3-Large to the same)."""
     result = run(tmp_path, "demo")
     summary = last_json(result.stdout)
     assert summary["test_accuracy"] >= 0.95, summary
@@ -147,7 +151,9 @@ def test_demo_runs_in_full(tmp_path):
     assert (saved_model / "saved_model.pb").is_file(), summary
     assert tflite.is_file() and tflite.stat().st_size > 0, summary
     assert keras_file.is_file(), summary
-    assert summary["tflite_int8_test_accuracy"] >= 0.9, summary
+    assert summary["tflite_int8_test_accuracy"] >= summary["test_accuracy"] - 0.01, summary
+    assert summary["tflite_int8_xnnpack_partitions"] == 2, summary
+    assert summary["tflite_int8_outside_xnnpack"] == {"SOFTMAX": 1}, summary
     for announced in (saved_model, tflite):
         assert str(announced.relative_to(tmp_path)) in result.stdout, announced
 

@@ -28,9 +28,10 @@ ONE_PER_ARCHITECTURE = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "s
 FOUR_MODES = [*ONE_PER_ARCHITECTURE, "repvgg_a0"]
 # MobileNetV3's int8 file is converted from a second trace (h-swish rewritten for XNNPACK's int8 kernels,
 # ~20 s more per net on 2 cores). Both V3 nets are exported to int8 (builtin ops only, else the export
-# raises) and held to more than that in tests/test_int8.py: test_mobilenet_v3_int8_keeps_accuracy_on_digits
-# (each trained on digits: one XNNPACK partition up to the SOFTMAX, within 1 point of float top-1) and, for
-# Small, test_mobilenet_v3_int8_is_one_xnnpack_partition_up_to_the_softmax; so here they get the float modes.
+# raises) and held to more than that elsewhere, each trained on digits (one XNNPACK partition up to the
+# SOFTMAX, within 1 point of float top-1): Large in tests/test_int8.py, Small by `keras-cnn demo` in
+# tests/test_cli_e2e.py, and Small untrained in test_mobilenet_v3_int8_is_one_xnnpack_partition_up_to_the_softmax;
+# so here they get the float modes.
 INT8_IN_TEST_INT8 = ["mobilenet_v3_small", "mobilenet_v3_large"]
 
 

@@ -70,10 +70,12 @@ def export_and_check(model, folder, model_name, train_arrays, test_arrays, image
     tflite_accuracy = float(np.mean(run_tflite(tflite_path, test_images).argmax(-1) == test_arrays.labels))
     print(f"exported {folder / 'saved_model'} and {tflite_path} ({report['size_bytes'] / 1e6:.2f} MB); int8 "
           f"TFLite test accuracy {tflite_accuracy:.4f}, top-1 agreement with Keras "
-          f"{report['top1_agreement_vs_keras']:.4f}")
+          f"{report['top1_agreement_vs_keras']:.4f}, {report['xnnpack_partitions']} XNNPACK partition(s)")
     return {"saved_model": str(folder / "saved_model"), "tflite_int8": str(tflite_path),
             "tflite_int8_test_accuracy": round(tflite_accuracy, 4),
-            "tflite_int8_top1_agreement": round(report["top1_agreement_vs_keras"], 4)}
+            "tflite_int8_top1_agreement": round(report["top1_agreement_vs_keras"], 4),
+            "tflite_int8_xnnpack_partitions": report["xnnpack_partitions"],
+            "tflite_int8_outside_xnnpack": report["ops_outside_xnnpack"]}
 
 
 def cmd_demo(args):
