@@ -129,6 +129,7 @@ def time_files(folder: Path, rounds: int, runs: int, warmup: int, threads: int) 
                         "keras_int8_ms": ms["keras_int8"],
                         "keras_int8_speedup": round(ms["keras_float32"] / ms["keras_int8"], 2),
                         "keras_int8_partitions": files["keras_int8"]["partitions"]})
+        row["all_ms"] = ms  # every file of the model, extra variants included
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows

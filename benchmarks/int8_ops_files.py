@@ -5,8 +5,10 @@ the CPU of interest (``results/int8-ops-vnni.json`` is such a run):
     python benchmarks/int8_ops_files.py FOLDER
     python benchmarks/int8_latency_files.py time FOLDER --runs 100 --output ops.json
 
-Op files calibrate on 8 random images; ``*_builtin_*`` keeps Keras' h-swish (no int8 rewrite), every
-other file is exported as ``export_tflite`` does by default.
+Op files calibrate on 8 random images; ``*_builtin_*`` files are exported without the int8 rewrites
+(Keras' h-swish as it is), every other file as ``export_tflite`` does by default. ``*_explicit_s2d_*`` is
+a candidate stem rewrite that was measured and rejected (``keras_cnn/deploy/int8.py``): SPACE_TO_DEPTH(2)
+and a 2x2 conv on 12 channels, the same sums as the 3x3/2 conv on 3 channels.
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ def one_op(shape, make):
     return keras.Model(inputs, make(inputs))
 
 
+class SpaceToDepth(layers.Layer):
+    """``tf.nn.space_to_depth(x, 2)``: the stem rewrite's first op, built in Keras to time it in float32."""
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        return tf.nn.space_to_depth(inputs, 2)
+
+    def compute_output_shape(self, shape):
+        return (shape[0], shape[1] // 2, shape[2] // 2, shape[3] * 4)
+
+
 def squeeze_excite(x):
     gate = layers.GlobalAveragePooling2D(keepdims=True)(x)
     gate = layers.Conv2D(x.shape[-1] // 4, 1, activation="relu")(gate)
@@ -38,7 +52,11 @@ def squeeze_excite(x):
 
 
 OPS = {
-    "op_stem_conv3x3s2_224_3to16": ((224, 224, 3), lambda x: layers.Conv2D(16, 3, strides=2, padding="same")(x)),
+    "op_stem_same_builtin_224_3to16": ((224, 224, 3), lambda x: layers.Conv2D(16, 3, strides=2, padding="same")(x)),
+    "op_stem_pad1_builtin_224_3to32": ((224, 224, 3),
+                                       lambda x: layers.Conv2D(32, 3, strides=2)(layers.ZeroPadding2D(1)(x))),
+    "op_stem_pad1_explicit_s2d_224_3to32": ((224, 224, 3),
+                                            lambda x: layers.Conv2D(32, 2)(SpaceToDepth()(layers.ZeroPadding2D(1)(x)))),
     "op_conv1x1_56_24to72": ((56, 56, 24), lambda x: layers.Conv2D(72, 1)(x)),
     "op_conv1x1_28_96to576": ((28, 28, 96), lambda x: layers.Conv2D(576, 1)(x)),
     "op_conv1x1_7_576to1024": ((7, 7, 576), lambda x: layers.Conv2D(1024, 1)(x)),

@@ -29,6 +29,12 @@ reports count the partitions), the float graph is one XNNPACK partition, but in 
   graph into 5 partitions. :func:`average_pool_int8` computes a ``"valid"`` average pool as a
   depthwise convolution with a constant ``1 / (kh * kw)`` kernel, the same sum, which XNNPACK runs
   in int8. (A ``"same"`` pool averages over fewer cells at the borders; it is left as it is.)
+- **The first convolution** (3x3, stride 2, on the 3 input channels) is the op int8 slows most on a
+  VNNI x86 CPU: 0.62-1.05 ms against 0.16-0.22 ms in float at 224x224 (XNNPACK has a dedicated float
+  kernel for it), most of MobileNetV3-Small's int8 deficit there (benchmarks/RESULTS.md). A rewrite
+  as SPACE_TO_DEPTH(2) plus a 2x2 convolution on 12 channels (the same sums) was measured and is not
+  used: it made that conv slower still in int8 (0.68 -> 1.05 ms) and in float (0.23 -> 0.95 ms), and
+  16 of the 17 mobile nets' int8 files 6-64% slower (results/int8-stem-rewrite-vnni.json).
 - The hard-sigmoid gates of the squeeze-excite blocks need nothing: the converter folds their
   ``+ 3`` into the gate convolution's bias and RELU6, and XNNPACK runs the rest.
 
