@@ -52,6 +52,14 @@ def make_compressible(model):
         variable.assign(np.resize(values.ravel()[:PERIOD], values.shape).astype(values.dtype))
 
 
+def manifest_file(path: Path, report: dict) -> dict:
+    """A written file's manifest entry: its name and size and the gist of its export report (which it
+    replaces: the report beside it is deleted, so the folder holds only what the timing machine needs)."""
+    Path(f"{path}.json").unlink(missing_ok=True)
+    return {"file": path.name, "bytes": path.stat().st_size, "partitions": report["xnnpack_partitions"],
+            "xnnpack_share": report["xnnpack_delegated_fraction"], "outside_xnnpack": report["ops_outside_xnnpack"]}
+
+
 def export(folder: Path, names, compressible: bool):
     from keras_cnn.analysis import speed
 
@@ -70,11 +78,7 @@ def export(folder: Path, names, compressible: bool):
             for mode in MODES:
                 path, report = speed._export(model, folder, f"{name}.{who}", None if mode == "float32" else mode,
                                              shape)
-                Path(f"{path}.json").unlink(missing_ok=True)  # the export's own report; the manifest keeps its gist
-                entry["files"][f"{who}_{mode}"] = {
-                    "file": path.name, "bytes": path.stat().st_size, "partitions": report["xnnpack_partitions"],
-                    "xnnpack_share": report["xnnpack_delegated_fraction"],
-                    "outside_xnnpack": report["ops_outside_xnnpack"]}
+                entry["files"][f"{who}_{mode}"] = manifest_file(path, report)
                 print(name, who, mode, entry["files"][f"{who}_{mode}"], flush=True)
         del models
         speed._release()

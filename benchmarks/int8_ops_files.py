@@ -26,6 +26,9 @@ import keras_cnn
 from keras_cnn.deploy.export import export_tflite
 from keras_cnn.deploy.int8 import hard_swish_int8
 
+sys.path.insert(0, str(Path(__file__).parent))  # run as a script: its sibling's folder format
+from int8_latency_files import manifest_file  # noqa: E402
+
 
 def one_op(shape, make):
     inputs = keras.Input(shape)
@@ -79,10 +82,7 @@ def export(folder: Path, manifest: dict, key: str, model, shape):
         path = folder / f"{key}.{mode}.tflite"
         report = export_tflite(model, path, quantize=None if mode == "float32" else "int8",
                                representative_data=calibration, verify=False, int8_rewrite="builtin" not in key)
-        Path(f"{path}.json").unlink(missing_ok=True)
-        entry["files"][f"ours_{mode}"] = {
-            "file": path.name, "bytes": path.stat().st_size, "partitions": report["xnnpack_partitions"],
-            "xnnpack_share": report["xnnpack_delegated_fraction"], "outside_xnnpack": report["ops_outside_xnnpack"]}
+        entry["files"][f"ours_{mode}"] = manifest_file(path, report)
     print(key, entry["files"]["ours_int8"]["partitions"], flush=True)
 
 

@@ -32,12 +32,12 @@ FOUR_MODES = [*ONE_PER_ARCHITECTURE, "repvgg_a0"]
 # SOFTMAX, within 1 point of float top-1): Large in tests/test_int8.py, Small by `keras-cnn demo` in
 # tests/test_cli_e2e.py, and Small untrained in test_mobilenet_v3_int8_is_one_xnnpack_partition_up_to_the_softmax;
 # so here they get the float modes.
-INT8_IN_TEST_INT8 = ["mobilenet_v3_small", "mobilenet_v3_large"]
+INT8_TESTED_ELSEWHERE = ["mobilenet_v3_small", "mobilenet_v3_large"]
 
 
 def _modes(name):
     modes = (None, "float16", "dynamic", "int8") if name in FOUR_MODES else (None, "int8")
-    return tuple(m for m in modes if not (m == "int8" and name in INT8_IN_TEST_INT8))
+    return tuple(m for m in modes if not (m == "int8" and name in INT8_TESTED_ELSEWHERE))
 
 
 @functools.lru_cache(maxsize=1)
