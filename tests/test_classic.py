@@ -8,6 +8,7 @@ from conftest import build_training_state, digits_fit_lowers_loss, randomize_bat
 import keras_cnn
 from keras_cnn.layers import LocalResponseNormalization
 from keras_cnn.models.inception import aux_compile_args, aux_loss_weights, aux_targets, inference_model
+from keras_cnn.training import optimizers
 
 
 def test_alexnet_is_the_two_stream_paper_net():
@@ -95,7 +96,7 @@ def test_googlenet_aux_heads_train_through_fit_on_real_data():
     train = data.from_arrays(arrays.images[:128], arrays.labels[:128], image_size=64, channels=3, batch_size=16)
     model = keras_cnn.build("googlenet", aux_logits=True, torchvision_style=True, num_classes=10,
                             input_shape=(64, 64, 3))  # torchvision-style aux heads pool adaptively
-    model.compile(keras.optimizers.Adam(1e-3), **aux_compile_args(model))
+    model.compile(optimizers.Adam(1e-3), **aux_compile_args(model))
     train = aux_targets(train, model)
     build_training_state(model, train)  # else fit traces the three-headed train step twice
     history = model.fit(train, epochs=3, verbose=0).history

@@ -22,6 +22,7 @@ import keras_cnn
 from keras_cnn.analysis.model_table import FEATURES_CELL, REGENERATE, documented_rows, features_cell, row_cells
 from keras_cnn.features import feature_model
 from keras_cnn.registry import levels_of
+from keras_cnn.training import optimizers
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTED = documented_rows(ROOT / "docs" / "MODELS.md")
@@ -122,7 +123,7 @@ def test_features_train_with_fit_on_dict_targets():
     rng = np.random.default_rng(1)
     targets = {level: rng.normal(0, 1, (64, *model.output[level].shape[1:])).astype("float32")
                for level in model.output}
-    model.compile(keras.optimizers.Adam(1e-2), loss={"P1": "mse", "P2": "mse"})
+    model.compile(optimizers.Adam(1e-2), loss={"P1": "mse", "P2": "mse"})
     history = model.fit(images, targets, batch_size=16, epochs=3, verbose=0).history
     assert {"loss", "P1_loss", "P2_loss"} <= set(history)
     assert history["loss"][-1] < history["loss"][0], history

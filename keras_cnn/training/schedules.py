@@ -16,6 +16,8 @@ import math
 
 import keras
 
+from keras_cnn.training import optimizers
+
 OPTIMIZERS = ("adamw", "sgd", "adam")
 SCHEDULES = ("cosine", "step", "constant")
 STEP_DROPS = (0.5, 0.75)  # the rate falls 10x at half and three quarters of the run (He et al. 2016)
@@ -85,6 +87,9 @@ def make_optimizer(name="adamw", *, learning_rate=1e-3, steps=None, warmup_steps
                    momentum=0.9, schedule="cosine", ema=0.0):
     """AdamW / SGD (Nesterov momentum) / Adam with the schedule of :func:`learning_rate_schedule`.
 
+    The optimizers are :mod:`keras_cnn.training.optimizers`' (Keras' own with each variable's update
+    as one fused op on TensorFlow: the first ``fit`` step traces in less than half the time).
+
     ``ema``: momentum of an exponential moving average of the weights (Polyak averaging, e.g. 0.999;
     0 turns it off). Keras keeps the average in the optimizer and writes it into the model when
     ``fit`` ends; :func:`keras_cnn.train` also evaluates and checkpoints the averaged weights.
@@ -96,8 +101,7 @@ def make_optimizer(name="adamw", *, learning_rate=1e-3, steps=None, warmup_steps
     lr = learning_rate_schedule(learning_rate, schedule=schedule, steps=steps, warmup_steps=warmup_steps)
     averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=momentum, nesterov=True, weight_decay=weight_decay or None,
-                                    **averaging)
+        return optimizers.SGD(lr, momentum=momentum, nesterov=True, weight_decay=weight_decay or None, **averaging)
     if name == "adam":
-        return keras.optimizers.Adam(lr, **averaging)
-    return keras.optimizers.AdamW(lr, weight_decay=weight_decay, **averaging)
+        return optimizers.Adam(lr, **averaging)
+    return optimizers.AdamW(lr, weight_decay=weight_decay, **averaging)
