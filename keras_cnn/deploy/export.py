@@ -261,13 +261,36 @@ def _traced(model, batch_size, fold_batch_norm, fuse_repvgg=True, int8_rewrite=F
             raise ExportError(f"the int8 rewrite {rewrites} changed the float outputs by {diff:.3g} "
                               f"(> {REWRITE_TOLERANCE})")
         rewrites["max_abs_diff_vs_original"] = diff
-    archive = keras.export.ExportArchive()
-    archive.track(prepared)
-    archive.add_endpoint("serve", lambda images: prepared(images, training=False),
-                         input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
+    serving = _frozen_serving_function(prepared, shape)
     with tempfile.TemporaryDirectory() as saved:
-        archive.write_out(saved, verbose=False)
+        tf.saved_model.save(tf.Module(), saved, signatures={"serving_default": serving})
         yield _Traced((saved, prepared, shape, rewrites))
+
+
+def _frozen_serving_function(model, shape):
+    """``model``'s inference function at ``shape``, its weights folded in as constants, outputs named
+    as the model names them (a features model's level names).
+
+    The converter would freeze the weights itself; a SavedModel that holds them as variables costs
+    their checkpoint, the variables' save and restore functions and their tracking, and the
+    converter reloads all of that: MobileNetV3-Small at 32x32 took ~7 s to write and ~6 s to convert
+    that way, ~1.8 s and ~1.7 s frozen, to the same file."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    spec = tf.TensorSpec(shape, tf.float32, name="images")
+    traced = tf.function(lambda images: model(images, training=False), input_signature=[spec]).get_concrete_function()
+    frozen = convert_variables_to_constants_v2(traced)
+    structure = traced.structured_outputs
+    # tf.nest flattens a dict by sorted key; other outputs are output_0, output_1, ... as Keras' export names them
+    names = sorted(structure) if isinstance(structure, dict) else [
+        f"output_{i}" for i in range(len(tf.nest.flatten(structure)))]
+
+    @tf.function(input_signature=[spec])
+    def serve(images):
+        return dict(zip(names, tf.nest.flatten(frozen(images))))
+
+    return serve.get_concrete_function()
 
 
 def _convert_and_write(traced, path, quantize, *, representative_data=None, int8_io=False, class_names=None,
