@@ -198,8 +198,28 @@ def render():
                         + markdown_table(rows, ["model", "test_top1", "target", "anchor", "anchor_top1", "epochs",
                                                 "image_size", "seconds", "params", "backend"])
                         + "\n\n![](results/fashion.png)\n")
+    first_step = RESULTS / "first_step.json"
+    if first_step.is_file():
+        from first_step import markdown_section
+
+        sections.append(markdown_section(json.loads(first_step.read_text())))
+    sections += _kept_sections(HERE / "RESULTS.md", sections)
     (HERE / "RESULTS.md").write_text("\n".join(sections))
     print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+def _kept_sections(path, rendered) -> list:
+    """The ``## `` sections of the current RESULTS.md that this script does not render (the int8 records
+    written from other scripts' JSON by hand), in their order, so a re-render keeps them."""
+    if not path.is_file():
+        return []
+    headings = {section.split("\n", 1)[0] for section in rendered}
+    kept = []
+    for chunk in path.read_text().split("\n## ")[1:]:
+        section = "## " + chunk.rstrip("\n") + "\n"
+        if section.split("\n", 1)[0] not in headings:
+            kept.append(section)
+    return kept
 
 
 def main(argv=None):
