@@ -16,18 +16,18 @@ from keras_cnn.deploy.tflite import tflite_latency
 
 # Every mobile-line net of the issue (CI runs the slow ones too). One net per architecture is quick
 # to run locally with -m "not slow"; the other ShuffleNet group counts / widths, squeezenet1_0,
-# mobilenet_v3_large and RepVGG (~15-25 s of conversion each on 2 cores) are marked slow.
+# mobilenet_v3_large and RepVGG (8-28 s each beside another xdist worker on 2 cores, session 16) are marked slow.
 ALL_MOBILE_NETS = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
                    *keras_cnn.list_models("shufflenet_v1_*"), *keras_cnn.list_models("shufflenet_v2_*"),
                    "squeezenet1_0", "squeezenet1_1", "repvgg_a0"]
 ONE_PER_ARCHITECTURE = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v1_g3",
                         "shufflenet_v2_x0_5", "squeezenet1_1"]
 # float16 and dynamic range are converted from the same traced graph as float32 (one converter call
-# each, ~5 s on 2 cores), so they run for one net per architecture (RepVGG's only variant included);
-# every other width / group count gets float32 (XNNPACK, 1e-4 of Keras) and full-integer int8.
+# each, ~2 s on 2 cores from the frozen graph), so they run for one net per architecture (RepVGG's only
+# variant included); every other width / group count gets float32 (XNNPACK, 1e-4 of Keras) and full-integer int8.
 FOUR_MODES = [*ONE_PER_ARCHITECTURE, "repvgg_a0"]
 # MobileNetV3's int8 file is converted from a second trace (h-swish rewritten for XNNPACK's int8 kernels,
-# ~20 s more per net on 2 cores). Both V3 nets are exported to int8 (builtin ops only, else the export
+# ~5-10 s more per net on 2 cores). Both V3 nets are exported to int8 (builtin ops only, else the export
 # raises) and held to more than that elsewhere, each trained on digits (one XNNPACK partition up to the
 # SOFTMAX, within 1 point of float top-1): Large in tests/test_int8.py, Small by `keras-cnn demo` in
 # tests/test_cli_e2e.py, and Small untrained in test_mobilenet_v3_int8_is_one_xnnpack_partition_up_to_the_softmax;

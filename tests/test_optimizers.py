@@ -2,6 +2,7 @@
 op per variable: the same weights after the same updates, a fraction of the graph, the same saved form."""
 
 import collections
+import doctest
 
 import keras
 import numpy as np
@@ -112,3 +113,7 @@ def test_a_compiled_model_saves_and_loads_with_its_optimizer_state(tmp_path):
     loaded.train_on_batch(x[:4], y[:4])
     for a, b in zip(model.weights, loaded.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_module_example_runs():
+    assert doctest.testmod(fused).failed == 0
