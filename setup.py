@@ -40,7 +40,7 @@ setup(
         "test": ["pytest>=8", "pytest-xdist>=3.5", "jax>=0.4.30", "ruff>=0.17,<0.18", "import-linter>=2.1,<3",
                  "torch==2.14.1", "torchvision==0.29.1", "timm>=1.0.20,<2"],
     },
-    entry_points={"console_scripts": ["keras-cnn=keras_cnn.cli:main"]},
+    entry_points={"console_scripts": ["keras-cnn=keras_cnn.cli:run"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Framework :: Keras",

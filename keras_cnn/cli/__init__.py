@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 
@@ -69,5 +70,24 @@ def main(argv=None) -> int:
         return 130
 
 
+def run():
+    """The ``keras-cnn`` executable (and ``python -m keras_cnn.cli``): :func:`main`, then a quick exit.
+
+    Once the command has returned, a process that imported TensorFlow spends another 1-1.5 s (2-core CPU)
+    tearing down its ~700k objects at interpreter exit, for nothing. Here the exit handlers registered with
+    ``atexit`` run as at a normal exit (logging, temporary folders, JAX's distributed shutdown), the standard
+    streams are flushed, and the process ends with the command's exit code without that teardown. An
+    exception escaping :func:`main` (``SystemExit`` from argparse included) exits the normal way."""
+    code = main()
+    code = code if isinstance(code, int) else (0 if code is None else 1)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

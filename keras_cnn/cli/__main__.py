@@ -1,7 +1,5 @@
 """``python -m keras_cnn.cli``: the ``keras-cnn`` command."""
 
-import sys
+from keras_cnn.cli import run
 
-from keras_cnn.cli import main
-
-sys.exit(main())
+run()
