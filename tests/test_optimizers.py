@@ -13,16 +13,17 @@ import keras_cnn
 from keras_cnn.training import optimizers as fused
 from keras_cnn.training.schedules import WarmupCosineDecay, make_optimizer
 
-# (class name, arguments): every form make_optimizer builds, and SGD without momentum
+# (class name, arguments, the kernel each variable's update must be): every form make_optimizer builds,
+# and SGD without momentum
 CASES = {
-    "adam": ("Adam", lambda: {"learning_rate": 1e-2}),
-    "adamw_cosine": ("AdamW", lambda: {"learning_rate": WarmupCosineDecay(1e-2, 27, 3), "weight_decay": 1e-2}),
+    "adam": ("Adam", lambda: {"learning_rate": 1e-2}, "ResourceApplyAdam"),
+    "adamw_cosine": ("AdamW", lambda: {"learning_rate": WarmupCosineDecay(1e-2, 27, 3), "weight_decay": 1e-2},
+                     "ResourceApplyAdam"),
     "sgd_nesterov_decay": ("SGD", lambda: {"learning_rate": WarmupCosineDecay(0.1, 27, 3), "momentum": 0.9,
-                                           "nesterov": True, "weight_decay": 1e-3}),
-    "sgd_momentum": ("SGD", lambda: {"learning_rate": 0.05, "momentum": 0.9}),
-    "sgd": ("SGD", lambda: {"learning_rate": 0.05}),
+                                           "nesterov": True, "weight_decay": 1e-3}, "ResourceApplyKerasMomentum"),
+    "sgd_momentum": ("SGD", lambda: {"learning_rate": 0.05, "momentum": 0.9}, "ResourceApplyKerasMomentum"),
+    "sgd": ("SGD", lambda: {"learning_rate": 0.05}, "ResourceApplyGradientDescent"),
 }
-FUSED_OP = {"Adam": "ResourceApplyAdam", "AdamW": "ResourceApplyAdam", "SGD": "ResourceApplyKerasMomentum"}
 
 
 def _updated_weights(optimizer, steps=20, strategy=None):
@@ -52,7 +53,7 @@ def _step_graph_ops(optimizer, count=10) -> collections.Counter:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fused_updates_equal_keras(case):
-    name, arguments = CASES[case]
+    name, arguments, _ = CASES[case]
     expected = _updated_weights(getattr(keras.optimizers, name)(**arguments()))
     _assert_close(_updated_weights(getattr(fused, name)(**arguments())), expected)
 
@@ -66,10 +67,9 @@ def _assert_close(got, expected):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_each_variable_is_one_fused_op(case):
-    name, arguments = CASES[case]
+    name, arguments, kernel = CASES[case]
     ours, theirs = _step_graph_ops(getattr(fused, name)(**arguments())), _step_graph_ops(
         getattr(keras.optimizers, name)(**arguments()))
-    kernel = FUSED_OP[name] if arguments().get("momentum") or name != "SGD" else "ResourceApplyGradientDescent"
     assert ours[kernel] == 10, ours
     assert sum(ours.values()) < 0.6 * sum(theirs.values()), (sum(ours.values()), sum(theirs.values()))
 

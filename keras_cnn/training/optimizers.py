@@ -55,7 +55,9 @@ def _resource(variable):
 
 class _FusedUpdate:
     """Mixin: weight decay and the update step as one op per variable on TensorFlow (see the module
-    docstring); ``_fused_update(grads, variables, scalars)`` is the optimizer's own kernel call."""
+    docstring). Each optimizer gives ``_step_scalars(learning_rate, dtype)``, the kernel's scalar
+    arguments computed once per step, and ``_fused_update(grad, variable, value, scalars)``, its kernel
+    call for one variable (``value``: the tf.Variable behind ``variable``)."""
 
     def _apply_weight_decay(self, variables):
         if self.weight_decay is None or not _tensorflow_graph_update_applies([]):
