@@ -90,8 +90,10 @@ _LOAD_FIXTURES = """
 
 def test_models_saved_before_the_layout_change_still_load(tmp_path):
     """One fresh process (TensorFlow's import dominates) loads all three fixtures and predicts on
-    the saved input; the outputs must equal those 0.1.0 computed, bit for bit: same weights,
-    same ops, same CPU kernels. (Measured: max |diff| 0.0 for all three.)"""
+    the saved input; the outputs must equal those 0.1.0 computed within float32 rounding (same
+    weights, same ops). Bit for bit holds only on the CPU that wrote the fixtures: on an AVX-512
+    machine oneDNN picks other kernels and lenet5's probabilities moved by 7e-7 (relative 8e-7),
+    while a wrong weight or layer moves them by whole percents."""
     proc = _run_python(_LOAD_FIXTURES, FIXTURES, tmp_path, *FIXTURE_NAMES, cwd=tmp_path, timeout=600)
     reports = {r["name"]: r for r in _json_lines(proc.stdout)}
     assert sorted(reports) == sorted(FIXTURE_NAMES), f"child reported {sorted(reports)}\n{_tail(proc.stderr)}"
@@ -101,7 +103,7 @@ def test_models_saved_before_the_layout_change_still_load(tmp_path):
         expected = np.load(FIXTURES / f"{name}_output.npy")
         got = np.load(tmp_path / f"{name}_loaded.npy")
         assert got.shape == expected.shape, f"{name}: output shape {got.shape}, 0.1.0 gave {expected.shape}"
-        assert np.array_equal(got, expected), (
+        assert np.allclose(got, expected, rtol=1e-5, atol=1e-6), (
             f"{name}: outputs differ from 0.1.0's, max |diff| {np.abs(got - expected).max():.3g}\n"
             f"now:   {got[0][:5]}\n0.1.0: {expected[0][:5]}")
 
