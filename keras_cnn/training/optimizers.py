@@ -19,8 +19,17 @@ Measured on the 2-core CPU (``benchmarks/first_step.py``, side by side in one pr
 optimizer takes; steps after it run as fast. Weights after 20 updates equal Keras' within float32
 rounding (tests/test_optimizers.py).
 
-Everywhere the fused form does not apply, the Keras code runs unchanged: the JAX and torch backends,
-a ``tf.distribute`` strategy (MirroredStrategy replicas), sparse gradients, AMSGrad. EMA, gradient
+On the torch backend Adam and AdamW update all variables with torch's fused CPU/GPU kernel
+(``torch.optim.adam.adam(..., fused=True)``: one pass over each variable instead of Keras' ten
+``torch._foreach_*`` passes), with the epsilon scaled per step so that the update is Keras' (Keras adds
+epsilon to ``sqrt(v)``, torch to ``sqrt(v / (1 - beta_2 ** t))``). SGD runs Keras' own torch update
+(``torch._foreach_*``): a subclass of Keras' optimizer would otherwise fall back to the per-variable
+loop of the base optimizer, which is slower than Keras' torch optimizers. Measured on the 2-core CPU:
+tests/test_torch_backend.py's fit of 23 families (8 steps each; VGG-11's 129M parameters the largest)
+took 102 s with ``keras.optimizers.Adam`` and 70 s with this one.
+
+Everywhere the fused form does not apply, the Keras code runs unchanged: the JAX backend, a
+``tf.distribute`` strategy (MirroredStrategy replicas), sparse gradients, AMSGrad. EMA, gradient
 clipping and accumulation, loss scaling and constraints are the base optimizer's, untouched.
 
 Adam: https://arxiv.org/abs/1412.6980 · AdamW (decoupled weight decay): https://arxiv.org/abs/1711.05101
@@ -54,10 +63,11 @@ def _resource(variable):
 
 
 class _FusedUpdate:
-    """Mixin: weight decay and the update step as one op per variable on TensorFlow (see the module
-    docstring). Each optimizer gives ``_step_scalars(learning_rate, dtype)``, the kernel's scalar
-    arguments computed once per step, and ``_fused_update(grad, variable, value, scalars)``, its kernel
-    call for one variable (``value``: the tf.Variable behind ``variable``)."""
+    """Mixin: weight decay and the update step as one op per variable on TensorFlow, and one torch
+    update for all variables on torch (see the module docstring). Each optimizer gives
+    ``_step_scalars(learning_rate, dtype)``, the kernel's scalar arguments computed once per step,
+    ``_fused_update(grad, variable, value, scalars)``, its kernel call for one variable (``value``: the
+    tf.Variable behind ``variable``), and ``_torch_update(grads, variables, learning_rate)``."""
 
     def _apply_weight_decay(self, variables):
         if self.weight_decay is None or not _tensorflow_graph_update_applies([]):
@@ -74,6 +84,11 @@ class _FusedUpdate:
                 value.assign_sub(value * decay[value.dtype])
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        if keras.backend.backend() == "torch" and self._fused_supported():
+            import torch
+
+            with torch.no_grad():
+                return self._torch_update(grads, trainable_variables, learning_rate)
         if not self._fused_supported() or not _tensorflow_graph_update_applies(grads):
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
         import tensorflow as tf
@@ -97,7 +112,8 @@ def _cast(value, dtype):
 
 @keras.saving.register_keras_serializable(package="keras_cnn")
 class Adam(_FusedUpdate, keras.optimizers.Adam):
-    """``keras.optimizers.Adam`` with one ``ResourceApplyAdam`` op per variable on TensorFlow."""
+    """``keras.optimizers.Adam`` with one ``ResourceApplyAdam`` op per variable on TensorFlow, torch's fused
+    Adam kernel on torch."""
 
     def _fused_supported(self):
         return not self.amsgrad
@@ -107,6 +123,21 @@ class Adam(_FusedUpdate, keras.optimizers.Adam):
         beta_1, beta_2 = _cast(self.beta_1, dtype), _cast(self.beta_2, dtype)
         return {"lr": _cast(learning_rate, dtype), "beta1": beta_1, "beta2": beta_2,
                 "beta1_power": beta_1 ** step, "beta2_power": beta_2 ** step, "epsilon": _cast(self.epsilon, dtype)}
+
+    def _torch_update(self, grads, variables, learning_rate):
+        import torch
+        from torch.optim.adam import adam
+
+        step = float(keras.ops.convert_to_numpy(self.iterations)) + 1.0
+        params = [v.value for v in variables]
+        indices = [self._get_variable_index(v) for v in variables]
+        # torch's kernel counts the step itself (it adds 1 to each of these before the update)
+        steps = [torch.tensor(step - 1.0, dtype=torch.float32, device=p.device) for p in params]
+        beta_1, beta_2 = float(self.beta_1), float(self.beta_2)
+        adam(params, [g.to(p.dtype) for g, p in zip(grads, params)], [self._momentums[i].value for i in indices],
+             [self._velocities[i].value for i in indices], [], steps, fused=True, amsgrad=False, beta1=beta_1,
+             beta2=beta_2, lr=float(learning_rate), weight_decay=0.0,
+             eps=float(self.epsilon) / (1.0 - beta_2 ** step) ** 0.5, maximize=False)
 
     def _fused_update(self, grad, variable, value, scalars):
         import tensorflow as tf
@@ -126,10 +157,26 @@ class AdamW(Adam, keras.optimizers.AdamW):
 @keras.saving.register_keras_serializable(package="keras_cnn")
 class SGD(_FusedUpdate, keras.optimizers.SGD):
     """``keras.optimizers.SGD`` with one ``ResourceApplyKerasMomentum`` (or ``ResourceApplyGradientDescent``
-    without momentum) op per variable on TensorFlow."""
+    without momentum) op per variable on TensorFlow, Keras' ``torch._foreach_*`` update on torch."""
 
     def _step_scalars(self, learning_rate, dtype):
         return {"lr": _cast(learning_rate, dtype), "momentum": _cast(self.momentum, dtype)}
+
+    def _torch_update(self, grads, variables, learning_rate):
+        import torch
+
+        params, rate = [v.value for v in variables], float(learning_rate)
+        if self.momentum == 0:
+            torch._foreach_add_(params, grads, alpha=-rate)
+            return
+        momentums = [self.momentums[self._get_variable_index(v)].value for v in variables]
+        torch._foreach_mul_(momentums, self.momentum)  # m = momentum * m - lr * g
+        torch._foreach_add_(momentums, grads, alpha=-rate)
+        if self.nesterov:  # w += momentum * m - lr * g
+            torch._foreach_add_(params, grads, alpha=-rate)
+            torch._foreach_add_(params, momentums, alpha=self.momentum)
+        else:  # w += m
+            torch._foreach_add_(params, momentums)
 
     def _fused_update(self, grad, variable, value, scalars):
         import tensorflow as tf
