@@ -8,6 +8,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # timm run on the CPU without triton, so the test processes hide it. keras_cnn itself only imports
 # torch (torch.load), which does not load triton.
 sys.modules.setdefault("triton", None)
+# torchvision's model definitions are pure Python, and they are all the tests use of it (the reference nets of
+# the weight tests). Its compiled ops (nms, roi_align, deform_conv2d) live in a library built against one torch
+# build: PyPI's torchvision wheels are CUDA builds, and beside torch's CPU build that library does not load.
+# torchvision then fails at import in torchvision._meta_registrations, which registers torch.compile's fake
+# kernels for those ops ("operator torchvision::nms does not exist"). The test processes skip that module;
+# nothing here compiles or calls those ops. Where the library loads, skipping it changes nothing the tests use.
+if "torchvision" not in sys.modules:
+    import types  # noqa: E402
+
+    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
