@@ -243,10 +243,13 @@ class TuneResult:
 
 def make_tuner(kind, hypermodel, *, max_trials=10, epochs=10, directory, project_name="search", overwrite=False,
                seed=0, executions_per_trial=1):
-    """A RandomSearch / Hyperband / BayesianOptimization tuner on ``val_accuracy``."""
+    """A RandomSearch / Hyperband / BayesianOptimization tuner on ``val_accuracy``; the same ``seed`` samples the
+    same trials (KerasTuner's oracle gets ``seed + 1``: it replaces a seed of 0 by a random one)."""
     if kind not in TUNERS:
         raise ValueError(f"tuner must be one of {list(TUNERS)}, received {kind!r}")
-    common = {"hypermodel": hypermodel, "objective": keras_tuner.Objective("val_accuracy", "max"), "seed": seed,
+    # keras_tuner's Oracle: ``self.seed = seed or random.randint(1, 10000)``, so seed=0 was a different search
+    # in every process
+    common = {"hypermodel": hypermodel, "objective": keras_tuner.Objective("val_accuracy", "max"), "seed": seed + 1,
               "directory": str(directory), "project_name": project_name, "overwrite": overwrite,
               "executions_per_trial": executions_per_trial}
     declaring = hypermodel.declaring_space() if isinstance(hypermodel, HyperCNN) else contextlib.nullcontext()
