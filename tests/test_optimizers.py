@@ -27,20 +27,24 @@ CASES = {
 
 
 def _updated_weights(optimizer, steps=20, strategy=None):
-    """Two variables after ``steps`` traced updates with fixed random gradients (inside
-    ``strategy.run`` when given, as ``fit`` runs its steps under a strategy)."""
+    """Two variables after ``steps`` updates with fixed random gradients: traced on TensorFlow (inside
+    ``strategy.run`` when given, as ``fit`` runs its steps under a strategy), eager on torch (as ``fit`` runs
+    them there; tests/test_torch_backend.py calls this in a torch process)."""
     rng = np.random.default_rng(0)
     variables = [keras.Variable(rng.normal(size=(7, 5)).astype("float32")),
                  keras.Variable(rng.normal(size=(5,)).astype("float32"))]
     gradients = [[rng.normal(size=v.shape).astype("float32") for v in variables] for _ in range(steps)]
     optimizer.build(variables)
-    if strategy is None:
+    if keras.backend.backend() != "tensorflow":
+        def step(grads):
+            optimizer.apply([keras.ops.convert_to_tensor(g) for g in grads], variables)
+    elif strategy is None:
         step = tf.function(lambda grads: optimizer.apply(grads, variables))
     else:
         step = tf.function(lambda grads: strategy.run(optimizer.apply, args=(grads, variables)))
     for grads in gradients:
         step(grads)
-    return [v.numpy() for v in variables]
+    return [keras.ops.convert_to_numpy(v) for v in variables]
 
 
 def _step_graph_ops(optimizer, count=10) -> collections.Counter:

@@ -177,25 +177,20 @@ print(json.dumps(losses))
 """
 
 
-# keras_cnn's optimizers against Keras' own torch optimizers (torch_adam.Adam, torch_sgd.SGD, ...): 20 updates of
-# two variables with fixed random gradients; Adam and AdamW must go through torch's fused kernel once a step
+# keras_cnn's optimizers against Keras' own torch optimizers (torch_adam.Adam, torch_sgd.SGD, ...):
+# tests/test_optimizers.py's cases and updates (20, fixed random gradients, eager here), plus AMSGrad;
+# Adam and AdamW must go through torch's fused kernel once a step
 OPTIMIZERS = """
-import importlib, json
+import importlib, json, sys
 import numpy as np
 import keras
 assert keras.backend.backend() == "torch"
+sys.path.insert(0, sys.argv[1])
+from test_optimizers import CASES, _updated_weights
 from keras_cnn.training import optimizers as fused
-from keras_cnn.training.schedules import WarmupCosineDecay
 
-CASES = {
-    "adam": ("Adam", lambda: {"learning_rate": 1e-2}),
-    "adamw_cosine": ("AdamW", lambda: {"learning_rate": WarmupCosineDecay(1e-2, 27, 3), "weight_decay": 1e-2}),
-    "sgd_nesterov_decay": ("SGD", lambda: {"learning_rate": WarmupCosineDecay(0.1, 27, 3), "momentum": 0.9,
-                                           "nesterov": True, "weight_decay": 1e-3}),
-    "sgd_momentum": ("SGD", lambda: {"learning_rate": 0.05, "momentum": 0.9}),
-    "sgd": ("SGD", lambda: {"learning_rate": 0.05}),
-    "adam_amsgrad": ("Adam", lambda: {"learning_rate": 1e-2, "amsgrad": True}),
-}
+cases = {case: (name, arguments) for case, (name, arguments, _) in CASES.items()}
+cases["adam_amsgrad"] = ("Adam", lambda: {"learning_rate": 1e-2, "amsgrad": True})
 fused_calls = []
 adam_module = importlib.import_module("torch.optim.adam")
 torch_adam = adam_module.adam
@@ -205,23 +200,12 @@ def counting_adam(*args, **kwargs):
     return torch_adam(*args, **kwargs)
 
 adam_module.adam = counting_adam
-
-def updated(optimizer, steps=20):
-    rng = np.random.default_rng(0)
-    variables = [keras.Variable(rng.normal(size=(7, 5)).astype("float32")),
-                 keras.Variable(rng.normal(size=(5,)).astype("float32"))]
-    gradients = [[rng.normal(size=v.shape).astype("float32") for v in variables] for _ in range(steps)]
-    optimizer.build(variables)
-    for grads in gradients:
-        optimizer.apply([keras.ops.convert_to_tensor(g) for g in grads], variables)
-    return [keras.ops.convert_to_numpy(v) for v in variables]
-
 report = {}
-for case, (name, arguments) in CASES.items():
+for case, (name, arguments) in cases.items():
     fused_calls.clear()
-    ours = updated(getattr(fused, name)(**arguments()))
+    ours = _updated_weights(getattr(fused, name)(**arguments()))
     calls = fused_calls.count(True)
-    theirs = updated(getattr(keras.optimizers, name)(**arguments()))
+    theirs = _updated_weights(getattr(keras.optimizers, name)(**arguments()))
     report[case] = {"diff": max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs)), "fused_calls": calls}
 print(json.dumps(report))
 """
@@ -273,7 +257,7 @@ def test_fused_optimizers_equal_keras_torch_optimizers():
     updates equal those of Keras' own torch optimizers within float32 rounding (measured: 0 for SGD, <= 1e-6
     for Adam on values ~2.4), Adam and AdamW through torch's fused kernel once a step, AMSGrad through
     Keras' code."""
-    report = run_on_torch(OPTIMIZERS)
+    report = run_on_torch(OPTIMIZERS, TESTS)
     assert set(report) == {"adam", "adamw_cosine", "sgd_nesterov_decay", "sgd_momentum", "sgd", "adam_amsgrad"}
     for case, result in report.items():
         assert result["diff"] <= 2e-6, (case, result)
