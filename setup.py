@@ -29,7 +29,8 @@ setup(
         "pillow>=10",  # image files: keras_cnn.data (folders), keras_cnn.training.evaluate (predict)
         "safetensors>=0.4",  # checkpoints in .safetensors / timm folders (NumPy API, no torch needed)
     ],
-    package_data={"keras_cnn": ["weights/imagenet_classes.txt"]},
+    package_data={"keras_cnn": ["weights/imagenet_classes.txt", "deploy/calibration_photos/*.jpg",
+                              "deploy/calibration_photos/README.md"]},
     extras_require={
         # reading PyTorch .pth/.pt/.bin state_dicts (torch.load with weights_only=True)
         "torch": ["torch>=2.1"],

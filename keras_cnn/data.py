@@ -390,3 +390,34 @@ def fashion_mnist_available(data_dir=None) -> bool:
     """Whether Fashion-MNIST IDX files are on this machine (Debian's dataset-fashion-mnist)."""
     directory = Path(data_dir or os.environ.get("KERAS_CNN_FASHION_MNIST", DEBIAN_FASHION_MNIST))
     return directory.is_dir() and _find_idx(directory, "train", "images") is not None
+
+
+def center_crop(image, size: int, resize_size: int, crop_size: int, interpolation: str = "bilinear"):
+    """A checkpoint's evaluation transform at the model's ``size``: the shorter side resized to
+    ``size * resize_size / crop_size`` (256 for 224 in torchvision), then the central ``size`` x
+    ``size`` square (a PIL image in, a PIL image out)."""
+    from PIL import Image
+
+    methods = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+    shorter = max(size, round(size * resize_size / crop_size))
+    width, height = image.size
+    scale = shorter / min(width, height)
+    image = image.resize((max(size, round(width * scale)), max(size, round(height * scale))),
+                         methods.get(interpolation, Image.BILINEAR))
+    left, top = (image.size[0] - size) // 2, (image.size[1] - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def load_images(files, image_size, channels, resize="bilinear", data_size=None, checkpoint=None) -> np.ndarray:
+    """Image files -> float32 [N, size, size, channels] in [0, 1], the models' input convention
+    (``resize="pad"``: scaled to the training data's ``data_size``, then padded as in training;
+    ``checkpoint``: a pretrained checkpoint's preprocessing, whose resize and center crop apply)."""
+    arrays = []
+    for file in image_files(files):
+        image = read_image(file, "L" if channels == 1 else "RGB")
+        if checkpoint and checkpoint.get("crop_size") and checkpoint.get("resize_size"):
+            image = center_crop(image, image_size, checkpoint["resize_size"], checkpoint["crop_size"],
+                                checkpoint.get("interpolation", "bilinear"))
+        size = data_size if resize == "pad" and data_size else image_size
+        arrays.append(np.asarray(image.resize((size, size)), "uint8").reshape(size, size, -1))
+    return prepare_images(np.stack(arrays), image_size, channels, resize).numpy()

@@ -31,6 +31,7 @@ from keras_cnn.models.spec import (  # noqa: F401  (Variant, register_model: pub
     Variant,
     register_model,
 )
+from keras_cnn.weights.keras_file import read_metadata as read_weights_metadata
 
 
 def natural_key(name: str) -> tuple:
@@ -192,7 +193,10 @@ def build(
     shape = _check_input_shape(spec, input_shape if input_shape is not None else spec.input_shape)
     source = checkpoints.resolve(spec, weights) if weights is not None else None
     if source is None or source.keras_file:
-        model = _assemble(spec, shape, num_classes, include_top, pooling, classifier_activation, variant_options)
+        # a file from keras-cnn convert records the checkpoint's normalization, which Keras' format does not hold
+        preprocessing = _keras_file_preprocessing(spec, source.path) if source is not None else None
+        model = _assemble(spec, shape, num_classes, include_top, pooling, classifier_activation, variant_options,
+                          preprocessing)
         if source is not None:
             model.load_weights(source.path)
         return model
@@ -214,6 +218,17 @@ def build(
                               preprocessing)
     checkpoints.transfer(model, state, spec.key_maps[layout], source=source.label)
     return model
+
+
+def _keras_file_preprocessing(spec, path) -> dict | None:
+    """The checkpoint preprocessing a ``.weights.h5`` file records (:mod:`keras_cnn.weights.keras_file`)."""
+    record = read_weights_metadata(path)
+    if record is None:
+        return None
+    if record["model"] != spec.name:
+        raise ValueError(f"{path} holds the weights of {record['model']!r} (written by keras-cnn convert), not of "
+                         f"{spec.name!r}: build({record['model']!r}, weights={str(path)!r})")
+    return record.get("preprocessing")
 
 
 def levels_of(name: str, body=None, features=True, input_shape=None, variant_options=None) -> list[dict]:

@@ -7,10 +7,12 @@ from pathlib import Path
 
 from keras_cnn.atomic import atomic_path
 from keras_cnn.cli.common import parse_option, parse_shape
+from keras_cnn.deploy.calibration import DEFAULT_COUNT
 from keras_cnn.deploy.export import checkpoint_preprocessing, export_saved_model, export_tflite, export_tflite_modes
 from keras_cnn.deploy.tflite import inspect_tflite, tflite_latency
 from keras_cnn.registry import build, get_spec
-from keras_cnn.training.evaluate import calibration_images, default_class_names, load_model_source
+from keras_cnn.training.evaluate import default_class_names, export_calibration, load_model_source
+from keras_cnn.weights.keras_file import save_weights
 
 
 def _build_kwargs(args) -> dict:
@@ -29,9 +31,15 @@ def cmd_export(args):
     classes = list(config.class_names) if config else None
     if classes is None and checkpoint_preprocessing(model):  # a registry name built with --weights
         classes = default_class_names(model, int(model.output_shape[-1]))
+    quantized = args.format == "tflite" and args.quantize in ("int8", "dynamic", "all")
+    calibrating = args.format == "tflite" and args.quantize in ("int8", "all")
+    if (args.calibration_data is not None or args.calibration_count is not None) and not calibrating:
+        raise ValueError("--calibration-data and --calibration-count apply to --format tflite --quantize int8 (or "
+                         f"all), received --format {args.format} --quantize {args.quantize}")
     representative = verify = None
-    if config is not None and args.format == "tflite" and args.quantize in ("int8", "dynamic", "all"):
-        representative, verify = calibration_images(config)  # the run's own images, when they are here
+    if quantized:
+        representative, verify = export_calibration(model, config, args.calibration_data,
+                                                    args.calibration_count or DEFAULT_COUNT)
     if args.int8_io and args.quantize != "int8":
         raise ValueError(f"--int8-io needs --quantize int8, received --quantize {args.quantize}")
     output = Path(args.output or Path("savedmodels") / name)
@@ -56,12 +64,13 @@ def cmd_convert(args):
     if not (output.name.endswith(".weights.h5") or output.suffix == ".keras"):
         raise ValueError(f"--output must end in .keras (the whole model) or .weights.h5 (weights only), "
                          f"received {args.output!r}")
-    model = build(get_spec(args.name).name, **_build_kwargs(args))
+    name = get_spec(args.name).name
+    model = build(name, **_build_kwargs(args))
     with atomic_path(output) as tmp:
         if output.suffix == ".keras":
             model.save(tmp)
-        else:
-            model.save_weights(tmp)
+        else:  # Keras' weights format plus the checkpoint's normalization, which build(weights=FILE) puts back
+            save_weights(model, tmp, name=name, preprocessing=checkpoint_preprocessing(model))
     report = {"model": model.name, "weights": args.weights, "output": str(output), "params": model.count_params(),
               "input_shape": list(model.input_shape[1:]), "classes": int(model.output_shape[-1]),
               "checkpoint": checkpoint_preprocessing(model)}
@@ -101,6 +110,13 @@ def add_parsers(sub):
     p.add_argument("--int8-io", nargs="?", const="int8", choices=("int8", "uint8"), default=None,
                    help="with --quantize int8: integer input and output (uint8: a camera's pixels); the report gives "
                         "their scale and zero point")
+    p.add_argument("--calibration-data", default=None, metavar="FOLDER_OR_DATASET",
+                   help="int8: what the activation ranges are calibrated on: an image folder or file, a data set "
+                        "name (its train split: digits, fashion_mnist, a tfds name), 'run' (a run's own training "
+                        "images, the default for a run folder) or 'bundled' (crops of keras_cnn's public-domain "
+                        "photos, the default otherwise)")
+    p.add_argument("--calibration-count", type=int, default=None, metavar="N",
+                   help=f"int8: how many calibration images (default {DEFAULT_COUNT})")
     p.add_argument("--batch-size", type=int, default=1, help="fixed batch size of the .tflite file")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--input-shape", default=None, help="H,W,C for a registry name")

@@ -99,8 +99,45 @@ def run_tflite(flatbuffer_or_path, images, num_threads=None):
     several = len(interpreter.get_output_details()) > 1
     outs = output_details(interpreter) if several else {None: interpreter.get_output_details()[0]}
     batch = inp["shape"][0]
-    images = np.asarray(images, "float32")
     outputs = {name: [] for name in outs}
+    for chunk, pad in _input_batches(images, inp):
+        interpreter.set_tensor(inp["index"], chunk)
+        interpreter.invoke()
+        for name, out in outs.items():
+            result = _dequantized(interpreter.get_tensor(out["index"]), out)
+            outputs[name].append(result[:batch - pad] if pad else result)
+    results = {name: np.concatenate(parts) for name, parts in outputs.items()}
+    return results if several else results[None]
+
+
+def softmax_inputs(flatbuffer, images) -> np.ndarray | None:
+    """The logits of a classifier file: the input of its last SOFTMAX op on ``images`` (float images in
+    [0, 1], run batch by batch with the builtin kernels, every tensor kept; int8 logits dequantized),
+    or None for a file without a SOFTMAX."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(model_content=flatbuffer, experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    softmaxes = [op for op in interpreter._get_ops_details() if op["op_name"] == "SOFTMAX"]
+    if not softmaxes:
+        return None
+    logits = next(d for d in interpreter.get_tensor_details() if d["index"] == int(softmaxes[-1]["inputs"][0]))
+    inp = interpreter.get_input_details()[0]
+    batch, parts = inp["shape"][0], []
+    for chunk, pad in _input_batches(images, inp):
+        interpreter.set_tensor(inp["index"], chunk)
+        interpreter.invoke()
+        result = _dequantized(interpreter.get_tensor(logits["index"]).reshape(batch, -1), logits)
+        parts.append(result[:batch - pad] if pad else result)
+    return np.concatenate(parts)
+
+
+def _input_batches(images, inp):
+    """``(chunk, pad)`` batches of float images for an input tensor of fixed batch size (the last one padded
+    by repeating its last image), quantized with the tensor's scale when it is integer."""
+    batch = inp["shape"][0]
+    images = np.asarray(images, "float32")
     for start in range(0, len(images), batch):
         chunk = images[start:start + batch]
         pad = batch - len(chunk)
@@ -110,16 +147,14 @@ def run_tflite(flatbuffer_or_path, images, num_threads=None):
             scale, zero = inp["quantization"]
             limits = np.iinfo(inp["dtype"])
             chunk = np.clip(np.round(chunk / scale + zero), limits.min, limits.max).astype(inp["dtype"])
-        interpreter.set_tensor(inp["index"], chunk)
-        interpreter.invoke()
-        for name, out in outs.items():
-            result = interpreter.get_tensor(out["index"])
-            if out["dtype"] != np.float32:
-                scale, zero = out["quantization"]
-                result = (result.astype("float32") - zero) * scale
-            outputs[name].append(result[:batch - pad] if pad else result)
-    results = {name: np.concatenate(parts) for name, parts in outputs.items()}
-    return results if several else results[None]
+        yield chunk, pad
+
+
+def _dequantized(values, detail):
+    if detail["dtype"] == np.float32:
+        return values
+    scale, zero = detail["quantization"]
+    return (values.astype("float32") - zero) * scale
 
 
 def tflite_latency(flatbuffer_or_path, *, threads=(1, 2), runs=50, warmup=10, xnnpack=True) -> dict:

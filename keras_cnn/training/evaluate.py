@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from keras_cnn import data
+from keras_cnn.data import center_crop, load_images  # noqa: F401  (public here too)
+from keras_cnn.deploy import calibration
 from keras_cnn.deploy.export import checkpoint_preprocessing
 from keras_cnn.registry import build, get_spec
 from keras_cnn.training.run import RunConfig, evaluate_model, main_output, num_classes_of
@@ -134,9 +136,9 @@ def load_model_source(source, checkpoint="best", **build_kwargs):
     return build(spec.name, **build_kwargs), spec.name, None
 
 
-def calibration_images(config, count=256):
-    """``(representative, verification)`` float images of a run's own data set, for int8 calibration
-    and for checking a quantized export on real images; ``(None, None)`` when the data is not here."""
+def run_images(config, count=calibration.DEFAULT_COUNT):
+    """``(train, test)`` float images of a run's own data set at its input size (the first ``count`` of
+    each), or ``(None, None)`` when the data is not on this machine."""
     try:
         train = data.load_arrays(config.dataset, config.train_split, config.data_dir)
         test = data.load_arrays(config.dataset, config.test_split, config.data_dir)
@@ -145,6 +147,36 @@ def calibration_images(config, count=256):
     prepare = lambda images: data.prepare_images(images[:count], config.image_size, config.channels,  # noqa: E731
                                                   config.resize).numpy()
     return prepare(train.images), prepare(test.images)
+
+
+def export_calibration(model, config=None, source=None, count=calibration.DEFAULT_COUNT):
+    """``(calibration, verification)`` for an int8 (or dynamic) export of ``model``: the
+    :class:`~keras_cnn.deploy.calibration.Calibration` its activation ranges are set from, and float
+    images to check the file against Keras on.
+
+    ``source`` None: a run's own training images when ``config`` is a run whose data is here, else the
+    natural photos bundled with keras_cnn; ``"run"``: the run's own (an error when there are none);
+    anything else as :func:`keras_cnn.deploy.calibration.resolve` takes it (an image folder or file, a
+    data set name, ``"bundled"``). Verification: the run's test images when it has them, else the
+    calibration images themselves (what the file will meet, rather than random noise)."""
+    shape = (1, *model.input_shape[1:])
+    train = test = None
+    if config is not None and config.dataset and source in (None, "run"):
+        train, test = run_images(config, count)
+    if source == "run" and train is None:
+        where = f"run {config.model}'s data set {config.dataset!r} is not on this machine" if config else \
+            "the model is not a run folder"
+        raise ValueError(f"--calibration-data run: {where}; pass an image folder or a data set name instead")
+    if train is not None:
+        found = calibration.Calibration(train, f"{len(train)} images of the run's own training data ({config.dataset} "
+                                               f"{config.train_split} split, the first {len(train)})")
+    else:
+        found = calibration.resolve(source, shape, count=count, checkpoint=checkpoint_preprocessing(model),
+                                    resize=config.resize if config else "bilinear",
+                                    data_size=config.data_size if config else None,
+                                    data_dir=config.data_dir if config and source == config.dataset else None)
+    verify = test if test is not None else (found.images[:64] if not callable(found.images) else None)
+    return found, verify
 
 
 def evaluate(path, dataset=None, *, split=None, checkpoint="best", data_dir=None) -> dict:
@@ -163,37 +195,6 @@ def evaluate(path, dataset=None, *, split=None, checkpoint="best", data_dir=None
     summary = evaluate_model(model, arrays, config)
     summary["checkpoint"] = str(path)
     return summary
-
-
-def center_crop(image, size: int, resize_size: int, crop_size: int, interpolation: str = "bilinear"):
-    """A checkpoint's evaluation transform at the model's ``size``: the shorter side resized to
-    ``size * resize_size / crop_size`` (256 for 224 in torchvision), then the central ``size`` x
-    ``size`` square (a PIL image in, a PIL image out)."""
-    from PIL import Image
-
-    methods = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
-    shorter = max(size, round(size * resize_size / crop_size))
-    width, height = image.size
-    scale = shorter / min(width, height)
-    image = image.resize((max(size, round(width * scale)), max(size, round(height * scale))),
-                         methods.get(interpolation, Image.BILINEAR))
-    left, top = (image.size[0] - size) // 2, (image.size[1] - size) // 2
-    return image.crop((left, top, left + size, top + size))
-
-
-def load_images(files, image_size, channels, resize="bilinear", data_size=None, checkpoint=None) -> np.ndarray:
-    """Image files -> float32 [N, size, size, channels] in [0, 1], the models' input convention
-    (``resize="pad"``: scaled to the training data's ``data_size``, then padded as in training;
-    ``checkpoint``: a pretrained checkpoint's preprocessing, whose resize and center crop apply)."""
-    arrays = []
-    for file in data.image_files(files):
-        image = data.read_image(file, "L" if channels == 1 else "RGB")
-        if checkpoint and checkpoint.get("crop_size") and checkpoint.get("resize_size"):
-            image = center_crop(image, image_size, checkpoint["resize_size"], checkpoint["crop_size"],
-                                checkpoint.get("interpolation", "bilinear"))
-        size = data_size if resize == "pad" and data_size else image_size
-        arrays.append(np.asarray(image.resize((size, size)), "uint8").reshape(size, size, -1))
-    return data.prepare_images(np.stack(arrays), image_size, channels, resize).numpy()
 
 
 def predict(path, files, *, top=5, checkpoint="best") -> list[list[dict]]:
