@@ -20,6 +20,12 @@ setup(
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<4",
         "tensorflow-datasets>=4.9",
+        # tensorflow-datasets 4.9.10 imports importlib_resources when it prepares a data set whose builder
+        # lives in a package (tfds' own mnist, cifar10, ..., a user's builder module) and declares it only
+        # for Python < 3.9: without it download_and_prepare fails with "No module named 'importlib_resources'".
+        # Found by preparing a GeneratorBasedBuilder in a fresh venv (tests/test_cli_e2e.py does it); its
+        # other imports on that path (etils[epath,epy,...], fsspec, zipp, ...) are declared by tfds.
+        "importlib_resources>=5",
         "keras-tuner>=1.4.8",
         "tensorboard>=2.21",
         "ai-edge-litert>=2.0",

@@ -5,7 +5,9 @@ Sources:
   a fixed stratified 80/20 train/test split (``split="train"`` / ``"test"``).
 - ``"fashion_mnist"`` / ``"mnist"`` from IDX files (``train-images-idx3-ubyte[.gz]`` ...) in
   ``data_dir``; ``fashion_mnist`` finds Debian's ``/usr/share/datasets/fashion-mnist`` by itself.
-- any tensorflow-datasets image-classification name through ``tfds.load`` (tfds split syntax).
+- any tensorflow-datasets image-classification name through ``tfds.load`` (tfds split syntax),
+  and a data set a user prepared with tfds (their own ``GeneratorBasedBuilder``'s
+  ``download_and_prepare``) in ``data_dir``: tfds reads it from its files, without its class.
 - an image folder (one sub-folder per class) with ``name="folder"`` and ``data_dir``.
 - in-memory arrays: :func:`from_arrays`.
 
@@ -211,12 +213,28 @@ def _load_tfds_or_explain(name, split, data_dir):
     import tensorflow_datasets as tfds
 
     known = set(tfds.list_builders())
-    if name not in known:
-        close = difflib.get_close_matches(name, sorted(known | set(LOCAL_SOURCES)), n=5, cutoff=0.6)
+    base = name.split(":", 1)[0].split("/", 1)[0]  # "NAME", "NAME:1.0.0", "NAME/CONFIG:1.0.0"
+    if base not in known and not _prepared_tfds(name, data_dir):
+        close = difflib.get_close_matches(base, sorted(known | set(LOCAL_SOURCES)), n=5, cutoff=0.6)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        where = f"in {data_dir}" if data_dir else "in tensorflow-datasets' data folder (pass data_dir= / --data-dir)"
         raise ValueError(f"Unknown dataset {name!r}.{hint} Local sources: {', '.join(LOCAL_SOURCES)}; "
-                         "any tensorflow-datasets image-classification name also works.")
+                         "any tensorflow-datasets image-classification name also works, and so does a data set "
+                         f"prepared with tfds (download_and_prepare) {where}; none named {base!r} was found there.")
     return load_tfds_arrays(name, split, data_dir)
+
+
+def _prepared_tfds(name, data_dir) -> bool:
+    """Whether ``name`` is a data set tfds has already prepared in ``data_dir`` (or its default data
+    folder): a user's own ``GeneratorBasedBuilder``, read from its files without its class (tfds'
+    read-only builder)."""
+    import tensorflow_datasets as tfds
+
+    try:
+        tfds.builder(name, data_dir=data_dir)
+    except Exception:  # DatasetNotFoundError, or a folder tfds cannot read: not a prepared data set
+        return False
+    return True
 
 
 def stratified_split(arrays: Dataset, test_fraction=0.2, seed=0) -> tuple[Dataset, Dataset]:

@@ -151,9 +151,11 @@ def build(
         include_top: keep the classifier; False returns the feature extractor.
         pooling: with ``include_top=False``: None (4-D feature map), ``"avg"`` or ``"max"``.
         classifier_activation: activation of the output layer (``None`` returns logits).
-        weights: None (random initialization); ``"torchvision"`` / ``"timm"`` (the variant's
-            published checkpoint, downloaded once and hash-checked) or ``"LIBRARY:TAG"``; the path
-            of a PyTorch state_dict (``.pth``/``.pt``/``.bin``), a ``.safetensors`` file or a timm
+        weights: None (random initialization); ``"imagenet"`` (the variant's default ImageNet
+            checkpoint: the first of ``model_info(name)["checkpoints"]``), ``"torchvision"`` /
+            ``"timm"`` (the variant's published checkpoint of that library, downloaded once and
+            hash-checked) or ``"LIBRARY:TAG"``; the path
+            of a PyTorch state_dict (``.pth``/``.pt``/``.th``/``.bin``), a ``.safetensors`` file or a timm
             folder; or a Keras ``.weights.h5`` file. A checkpoint puts its input normalization in
             the model (it takes [0, 1] images); with another ``num_classes`` than the checkpoint's
             the classifier starts fresh (fine-tuning). See :mod:`keras_cnn.weights`.

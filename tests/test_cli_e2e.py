@@ -394,10 +394,40 @@ def test_bench_commands(tmp_path):
     assert all(r["train_ms"] > 0 and r["deploy_ms"] > 0 for r in rows), rows
 
 
+#: A user's own tensorflow-datasets builder: 40 + 20 tiny 32x32 RGB images of 2 classes generated here (no
+#: download), in a package module as tfds' own builders are (tfds then takes a code path of its own that
+#: imports importlib_resources).
+TFDS_BUILDER = '''
+import numpy as np
+import tensorflow_datasets as tfds
+
+
+class TinyShapes(tfds.core.GeneratorBasedBuilder):
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        features = tfds.features.FeaturesDict({"image": tfds.features.Image(shape=(32, 32, 3)),
+                                               "label": tfds.features.ClassLabel(names=["dark", "bright"])})
+        return tfds.core.DatasetInfo(builder=self, features=features, supervised_keys=("image", "label"))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(0, 40), "test": self._generate_examples(1, 20)}
+
+    def _generate_examples(self, seed, count):
+        rng = np.random.default_rng(seed)
+        for i in range(count):
+            image = rng.integers(0, 100, (32, 32, 3)) + 150 * (i % 2)
+            yield i, {"image": image.astype("uint8"), "label": i % 2}
+'''
+
+
 @pytest.mark.slow
 def test_fresh_virtual_environment_imports_everything(tmp_path):
     """``pip install .`` into a new virtual environment, then import the modules that need optional-looking
-    dependencies (Pillow in data and inference): every import is declared in setup.py."""
+    dependencies (Pillow in data and inference): every import is declared in setup.py. In the same
+    environment a user's own tensorflow-datasets builder is prepared (``download_and_prepare``, which failed on
+    a fresh install: tfds 4.9.10 needs importlib_resources and does not declare it) and ``keras-cnn train``
+    trains on it by its name from ``--data-dir`` (tfds reads it from its files, without the builder class)."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
@@ -411,3 +441,21 @@ def test_fresh_virtual_environment_imports_everything(tmp_path):
                            cwd=tmp_path, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert check.returncode == 0, check.stderr[-3000:]
     assert int(check.stdout.split()[-1]) >= 79
+
+    (tmp_path / "my_datasets").mkdir()
+    (tmp_path / "my_datasets" / "__init__.py").write_text("")
+    (tmp_path / "my_datasets" / "tiny_shapes.py").write_text(TFDS_BUILDER)
+    prepare = subprocess.run([str(python), "-c", "import sys; from my_datasets.tiny_shapes import TinyShapes; "
+                              "TinyShapes(data_dir=sys.argv[1]).download_and_prepare()", "tfds_data"],
+                             capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert prepare.returncode == 0, prepare.stderr[-3000:]
+    assert (tmp_path / "tfds_data" / "tiny_shapes" / "1.0.0" / "dataset_info.json").is_file()
+    train = subprocess.run([str(venv / "bin" / "keras-cnn"), "train", "lenet5", "--dataset", "tiny_shapes",
+                            "--data-dir", "tfds_data", "--epochs", "1", "--batch-size", "8", "--verbose", "0",
+                            "--output", "run"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert train.returncode == 0, train.stderr[-3000:]
+    summary = last_json(train.stdout)
+    assert summary["dataset"] == "tiny_shapes" and summary["epochs"] == 1 and summary["test_images"] == 20, summary
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["test_images"] == 20

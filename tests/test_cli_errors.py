@@ -201,6 +201,10 @@ def train_option_unknown(tmp, s):
     return _train_lenet5(tmp, "--epochs", "1", "--option", "nosuch=1"), ["nosuch"]
 
 
+def train_weights_imagenet_none_published(tmp, s):
+    return _train_lenet5(tmp, "--epochs", "1", "--weights", "imagenet"), ["lenet5", "imagenet", "none is published"]
+
+
 def train_unknown_model(tmp, s):
     return (["train", "no_such_model", "--dataset", "digits", "--epochs", "1", "--output", tmp / "out"],
             ["no_such_model"])
@@ -264,6 +268,7 @@ def tflite_bench_not_tflite(tmp, s):
 CASES = [predict_text_as_png, predict_missing_image, predict_folder_without_images, train_folder_empty,
          train_folder_corrupt_png, train_idx_gz_cut_in_half, train_idx_payload_short, train_epochs_0,
          train_lr_negative, train_batch_size_0, train_option_bad_value, train_option_unknown, train_unknown_model,
+         train_weights_imagenet_none_published,
          export_format_onnx, summary_two_dims, info_misspelled, evaluate_empty_keras, evaluate_truncated_keras,
          evaluate_not_a_classifier, export_truncated_keras, predict_truncated_keras,
          evaluate_run_without_checkpoints, export_empty_run_folder, tflite_bench_missing, tflite_bench_not_tflite]

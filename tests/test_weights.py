@@ -11,7 +11,11 @@ import functools
 import hashlib
 import http.server
 import logging
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,6 +131,71 @@ def test_build_with_a_library_source_downloads_by_the_mirror_and_checks_the_hash
     assert list(cache_folder().iterdir()) == []
 
 
+def test_a_file_at_the_cache_path_with_another_hash_is_moved_aside_never_deleted(tmp_path):
+    """As a user meets it, in new processes. Offline, ``keras-cnn convert`` says where to put the file; the user
+    puts a wrong file there: the next run moves it aside (its own name, with its digest), and the one error line
+    says where it went and which hash it had against the published one. An older download in the cache is
+    moved aside the same way and the published file is downloaded; a name already taken is never overwritten."""
+    home = tmp_path / "keras_home"
+    cache = home / "models" / "keras_cnn"
+    cache.mkdir(parents=True)
+    by_hand = cache / "resnet18-f37072fd.pth"  # the path the offline error names for resnet18's checkpoint
+    by_hand.write_bytes(b"a file the user put here by hand")
+    got = hashlib.sha256(by_hand.read_bytes()).hexdigest()
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_HOME": str(home),
+                   MIRROR_VARIABLE: "http://127.0.0.1:9"}  # the discard port: offline
+    result = subprocess.run([str(Path(sys.executable).with_name("keras-cnn")), "convert", "resnet18", "imagenet",
+                             "--output", "resnet18.keras"], cwd=tmp_path, env=environment, capture_output=True,
+                            text=True, timeout=600)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and lines[-1].startswith("keras-cnn: error:"), result.stderr[-3000:]
+    aside = cache / f"resnet18-f37072fd.pth.{got[:8]}.sha256-mismatch"
+    assert (f"The file at {by_hand} has sha256 {got}, not the published f37072fd" in lines[-1]
+            and f"it was moved aside to {aside.name}. Could not download http://127.0.0.1:9/resnet18-f37072fd.pth"
+            in lines[-1] and "put the published file at that path" in lines[-1]
+            and lines[-1].endswith("weights=")), lines[-1]  # all of it: the CLI cuts a line at 600 characters
+    assert aside.read_bytes() == b"a file the user put here by hand" and not by_hand.exists()
+    assert sorted(p.name for p in cache.iterdir()) == [aside.name]
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "net-0000.pth").write_bytes(b"the published file")
+    published = hashlib.sha256(b"the published file").hexdigest()
+    (cache / "net-0000.pth").write_bytes(b"an older download")
+    older = hashlib.sha256(b"an older download").hexdigest()
+    taken = cache / f"net-0000.pth.{older[:8]}.sha256-mismatch"
+    taken.write_bytes(b"set aside on an earlier day")
+    script = "import sys; from keras_cnn.weights.download import fetch; print(fetch(sys.argv[1], sys.argv[2]))"
+    result = subprocess.run([sys.executable, "-c", script, "https://example.invalid/net-0000.pth", published],
+                            env={**environment, MIRROR_VARIABLE: mirror.as_uri()}, capture_output=True, text=True,
+                            timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == str(cache / "net-0000.pth")
+    assert (cache / "net-0000.pth").read_bytes() == b"the published file"
+    again = cache / f"{taken.name}-2"
+    assert again.read_bytes() == b"an older download" and taken.read_bytes() == b"set aside on an earlier day"
+    assert (f"The file at {cache / 'net-0000.pth'} has sha256 {older}, not the published {published}; it was "
+            f"moved aside to {again.name}; the published file was downloaded" in result.stderr), result.stderr[-3000:]
+    assert sorted(p.name for p in cache.iterdir()) == sorted([aside.name, "net-0000.pth", taken.name, again.name])
+
+
+def test_imagenet_is_the_first_declared_checkpoint(server, keras_home, resnet18_pth, monkeypatch):
+    """``weights="imagenet"`` (keras.applications' word) names each variant's first declared checkpoint: for
+    resnet18 the same torchvision file as ``"torchvision"``, fetched by the same name from the mirror."""
+    from keras_cnn.registry import get_spec
+
+    for name in keras_cnn.list_models():
+        spec = get_spec(name)
+        if spec.checkpoints:
+            assert weights.checkpoint_for(spec, "imagenet") == spec.checkpoints[0], name
+    (server.folder / "resnet18-f37072fd.pth").write_bytes(resnet18_pth.read_bytes())
+    monkeypatch.setenv(MIRROR_VARIABLE, server.url)
+    for source in ("torchvision", "imagenet"):
+        with pytest.raises(ValueError, match="resnet18-f37072fd.pth: sha256 .* does not match the published f37072fd"):
+            keras_cnn.build("resnet18", weights=source)
+    assert server.requests == ["/resnet18-f37072fd.pth"] * 2
+
+
 def test_offline_the_error_names_the_url_and_where_to_put_the_file(keras_home, monkeypatch):
     monkeypatch.setenv(MIRROR_VARIABLE, "http://127.0.0.1:9")  # the discard port: connection refused
     with pytest.raises(ValueError) as error:
@@ -142,6 +211,8 @@ def test_sources_are_checked_before_anything_is_built():
         keras_cnn.build("resnet50", weights="torchvision:IMAGENET1K_V3")
     with pytest.raises(ValueError, match="lenet5: no torchvision checkpoint is known.*no published checkpoint"):
         keras_cnn.build("lenet5", weights="torchvision")
+    with pytest.raises(ValueError, match=r"lenet5: weights='imagenet' means .* none is published for lenet5"):
+        keras_cnn.build("lenet5", weights="imagenet")
     with pytest.raises(ValueError, match="neither a file nor a folder"):
         keras_cnn.build("resnet18", weights="no_such_file.pth")
 
@@ -214,6 +285,9 @@ def test_timm_checkpoints_download_checked_against_the_sha256_the_hub_publishes(
         hub.requests.clear()
         keras_cnn.build("repvgg_a0", weights="timm:repvgg_a0.rvgg_in1k", input_shape=(64, 64, 3))
         assert hub.requests == [], "the cached file is checked against its recorded digest, offline"
+        # "imagenet" is repvgg_a0's first declared checkpoint, timm's: the same cached file, the same weights
+        model = keras_cnn.build("repvgg_a0", weights="imagenet", input_shape=(64, 64, 3))
+        assert hub.requests == [] and np.array_equal(np.array(model.get_layer("stem").conv3.kernel), expected)
 
         for leftover in cache_folder().iterdir():
             leftover.unlink()
@@ -244,6 +318,19 @@ def test_a_pickled_object_other_than_tensors_is_refused(tmp_path, resnet18_state
         keras_cnn.build("resnet18", weights=str(tmp_path / "whole_module.pth"))
 
 
+def test_torch_hub_th_files_read_like_pth(tmp_path, resnet18_state):
+    """torch.hub's ``.th`` files as training scripts save them (akamaster/pytorch_resnet_cifar10's
+    ``resnet20-12fca82f.th``): ``{"state_dict": ..., "best_prec1": ...}`` with DataParallel's ``module.`` keys. The
+    file loads like a ``.pth``; into a family without a key map (the CIFAR ResNets) the error is the layout's."""
+    state = {f"module.{key}": value for key, value in resnet18_state[1].items()}
+    torch.save({"state_dict": state, "best_prec1": 91.78}, tmp_path / "resnet18-0123abcd.th")
+    model = keras_cnn.build("resnet18", weights=str(tmp_path / "resnet18-0123abcd.th"), input_shape=(64, 64, 3))
+    expected = resnet18_state[1]["conv1.weight"].numpy().transpose(2, 3, 1, 0)
+    assert np.array_equal(np.array(model.get_layer("stem_conv").kernel), expected)
+    with pytest.raises(ValueError, match="resnet20: no checkpoint layout is known for this family"):
+        keras_cnn.build("resnet20", weights=str(tmp_path / "resnet18-0123abcd.th"))
+
+
 def test_damaged_files_are_value_errors(tmp_path, resnet18_pth):
     content = resnet18_pth.read_bytes()
     (tmp_path / "cut.pth").write_bytes(content[: len(content) // 3])
@@ -253,7 +340,7 @@ def test_damaged_files_are_value_errors(tmp_path, resnet18_pth):
     with pytest.raises(ValueError, match="cut.safetensors is not a readable safetensors file"):
         keras_cnn.build("resnet18", weights=str(tmp_path / "cut.safetensors"))
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(ValueError, match="expected a .safetensors, .pth, .pt or .bin file"):
+    with pytest.raises(ValueError, match="expected a .safetensors, .pth, .pt, .th or .bin file"):
         keras_cnn.build("resnet18", weights=str(tmp_path / "notes.txt"))
 
 

@@ -59,7 +59,8 @@ def cmd_tune(args):
 def add_train_arguments(p):
     """The ``keras-cnn train`` flags (defaults: the model's recipe, ``keras_cnn.get_spec(name).recipe``)."""
     p.add_argument("--dataset", default="digits", help="digits, fashion_mnist, mnist, folder, or a tfds name")
-    p.add_argument("--data-dir", default=None, help="IDX files or an image folder (one sub-folder per class)")
+    p.add_argument("--data-dir", default=None, help="IDX files, an image folder (one sub-folder per class) or a "
+                   "tensorflow-datasets data folder (a data set prepared there is loaded by its name)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--image-size", type=int, default=None,
@@ -92,8 +93,9 @@ def add_train_arguments(p):
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--option", action="append", default=[], help="builder option KEY=VALUE, e.g. alpha=0.5")
     p.add_argument("--weights", default=None,
-                   help="start from a checkpoint: torchvision, timm, LIBRARY:TAG, or a .pth/.safetensors/.weights.h5 "
-                        "file or timm folder (the classifier starts fresh for new classes)")
+                   help="start from a checkpoint: imagenet, torchvision, timm, LIBRARY:TAG, or a "
+                        ".pth/.th/.safetensors/.weights.h5 file or timm folder (the classifier starts fresh for new "
+                        "classes)")
     p.add_argument("--freeze-epochs", type=int, default=None,
                    help="with --weights: train only the classifier for the first N epochs")
     p.add_argument("--output", default=None, help="run folder (default runs/<name>_<dataset>)")

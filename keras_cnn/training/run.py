@@ -185,7 +185,7 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
     ``mixup``, ``cutmix``,
     ``mixed_precision`` float16|bfloat16|auto, ``jit_compile``, ``strategy`` none|mirrored|data_parallel,
     ``limit`` (first N training images), ``model_options`` for ``build``, ``weights`` (a checkpoint
-    to fine-tune: ``"torchvision"``, ``"timm"``, a file; the classifier starts fresh when the
+    to fine-tune: ``"imagenet"``, ``"torchvision"``, ``"timm"``, a file; the classifier starts fresh when the
     classes differ), ``freeze_epochs`` (with weights: train only the classifier that long), ...); what is not given
     comes from the model's recipe (``keras_cnn.get_spec(name).recipe``, declared in its family's
     ``models/<family>.py``) and the data set. ``resume=True``

@@ -2,12 +2,14 @@
 
 ``keras_cnn.build(name, weights=SOURCE)`` takes as ``SOURCE``:
 
+* ``"imagenet"`` (what keras.applications takes): the variant's default ImageNet checkpoint, the
+  first of ``keras_cnn.model_info(name)["checkpoints"]`` (ValueError for a variant with none);
 * ``"torchvision"`` or ``"timm"``: the variant's default checkpoint of that library, downloaded
   once into Keras' cache and checked against its published sha256 (:mod:`.download`: torchvision's
   file names carry it, the Hugging Face hub publishes it for timm's files);
 * ``"torchvision:TAG"`` / ``"timm:ARCH.TAG"``: one of the variant's declared checkpoints by name
   (``keras_cnn.model_info(name)["checkpoints"]`` lists them);
-* a path to a PyTorch state_dict (``.pth``, ``.pt``, ``.bin``, read with ``weights_only=True``),
+* a path to a PyTorch state_dict (``.pth``, ``.pt``, ``.th``, ``.bin``, read with ``weights_only=True``),
   a ``.safetensors`` file, or a timm / Hugging Face folder (:mod:`.files`);
 * a ``.weights.h5`` file saved by Keras (loaded as Keras loads it).
 
@@ -34,6 +36,8 @@ from keras_cnn.weights.files import checkpoint_file, folder_preprocessing, read_
 from keras_cnn.weights.transfer import head_layer_names, plan, transfer, values_from_checkpoint
 
 LIBRARIES = ("torchvision", "timm")
+#: keras.applications' name for pretrained weights: here the variant's first declared checkpoint
+IMAGENET = "imagenet"
 KERAS_SUFFIXES = (".weights.h5", ".h5")
 
 
@@ -52,11 +56,19 @@ class Source:
 
 
 def is_library_source(weights) -> bool:
-    return isinstance(weights, str) and weights.split(":", 1)[0] in LIBRARIES
+    return isinstance(weights, str) and (weights == IMAGENET or weights.split(":", 1)[0] in LIBRARIES)
 
 
 def checkpoint_for(spec: ModelSpec, weights: str) -> Checkpoint:
-    """The declared checkpoint ``weights`` (``"torchvision"``, ``"timm:resnet50.a1_in1k"``) names."""
+    """The declared checkpoint ``weights`` (``"imagenet"``, ``"torchvision"``, ``"timm:resnet50.a1_in1k"``)
+    names; ``"imagenet"`` (keras.applications' word) is the variant's first declared checkpoint."""
+    if weights == IMAGENET:
+        if not spec.checkpoints:
+            raise ValueError(f"{spec.name}: weights='imagenet' means the variant's default ImageNet checkpoint, and "
+                             f"none is published for {spec.name} (model_info({spec.name!r})['checkpoints'] is "
+                             "empty). Pass the path of a state_dict (.pth / .safetensors) you have instead, or "
+                             "weights=None.")
+        return spec.checkpoints[0]
     library, _, tag = weights.partition(":")
     candidates = [c for c in spec.checkpoints if c.layout == library]
     if not candidates:
@@ -89,8 +101,8 @@ def resolve(spec: ModelSpec, weights) -> Source:
                              "(its layout and normalization are known)")
         return Source(path, f"{checkpoint.layout}:{checkpoint.tag}", checkpoint)
     if not isinstance(weights, (str, Path)):
-        raise ValueError(f"{spec.name}: weights must be None, 'torchvision', 'timm', 'LIBRARY:TAG' or a path, "
-                         f"received {weights!r}")
+        raise ValueError(f"{spec.name}: weights must be None, 'imagenet', 'torchvision', 'timm', 'LIBRARY:TAG' or a "
+                         f"path, received {weights!r}")
     path = Path(weights)
     if str(path).endswith(KERAS_SUFFIXES):
         if not path.is_file():
@@ -98,7 +110,7 @@ def resolve(spec: ModelSpec, weights) -> Source:
         return Source(path, str(path))
     if not path.exists():
         raise ValueError(f"{spec.name}: weights {str(weights)!r} is neither a file nor a folder nor one of "
-                         f"'torchvision', 'timm', 'LIBRARY:TAG' (checkpoints of this variant: "
+                         f"'imagenet', 'torchvision', 'timm', 'LIBRARY:TAG' (checkpoints of this variant: "
                          f"{[f'{c.layout}:{c.tag}' for c in spec.checkpoints] or 'none'})")
     checkpoint_file(path)  # a clear error for a wrong kind of file, before anything is built
     return Source(path, str(path), preprocessing=folder_preprocessing(path))
@@ -159,6 +171,6 @@ def freezable_layers(model, spec: ModelSpec) -> list:
     return [layer for layer in model.layers if layer.name not in heads and layer.weights]
 
 
-__all__ = ["LIBRARIES", "Source", "checkpoint_for", "choose_layout", "fetch", "freezable_layers",
+__all__ = ["IMAGENET", "LIBRARIES", "Source", "checkpoint_for", "choose_layout", "fetch", "freezable_layers",
            "imagenet_class_names", "is_library_source", "preprocessing_for", "read_state_dict", "resolve", "transfer",
            "values_from_checkpoint"]

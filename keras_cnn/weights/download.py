@@ -3,7 +3,9 @@
 ``keras.utils.get_file`` fetches the file (any URL urllib takes: https, http, file). It writes into
 a temporary name beside the cache entry; the sha256 is checked before the file takes its final
 name, so a wrong or truncated download never sits in the cache and a second call finds only good
-files. Offline, the error names the URL and where to put the file by hand.
+files. Offline, the error names the URL and where to put the file by hand. A file found at the cache
+path with another hash (a user's wrong file, an older download) is never deleted: it is renamed to
+``FILE.DIGEST8.sha256-mismatch`` with a warning naming both hashes, and the file is fetched again.
 
 The cache is ``$KERAS_HOME/models/keras_cnn`` (``~/.keras/models/keras_cnn``). Setting
 ``KERAS_CNN_WEIGHTS_MIRROR`` to a base URL (``http://mirror.local/weights/``, ``file:///data/w/``)
@@ -21,6 +23,8 @@ beside the cached file (``FILE.sha256``), so later calls check the cache offline
 from __future__ import annotations
 
 import hashlib
+import itertools
+import logging
 import os
 import re
 import urllib.error
@@ -34,6 +38,8 @@ HUB_VARIABLE = "HF_ENDPOINT"
 HUB = "https://huggingface.co"
 CACHE_SUBDIR = os.path.join("models", "keras_cnn")
 HASH_TIMEOUT_S = 30
+
+log = logging.getLogger("keras_cnn")
 
 
 def cache_folder() -> Path:
@@ -117,18 +123,45 @@ def fetch_from_hub(url: str, filename: str) -> Path:
     return path
 
 
+def move_aside(path: Path, expected: str) -> str:
+    """Rename the cached ``path`` whose sha256 is not ``expected`` to ``PATH.DIGEST8.sha256-mismatch``
+    (``-2``, ``-3``, ... when that name is taken: no file is overwritten) and say so in one sentence.
+
+    The file may be one a user put there by hand (the download error names this path), so keras_cnn
+    keeps it: only its own ``.partial`` temporaries are ever deleted."""
+    got = sha256_of(path)
+    base = path.with_name(f"{path.name}.{got[:8]}.sha256-mismatch")
+    for number in itertools.count(1):
+        target = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        try:
+            os.link(path, target)  # fails when target exists: nothing is overwritten
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links
+            if target.exists():
+                continue
+            os.rename(path, target)
+            break
+        path.unlink()  # the file lives on under target
+        break
+    return f"The file at {path} has sha256 {got}, not the published {expected}; it was moved aside to {target.name}"
+
+
 def fetch(url: str, sha256: str, filename: str | None = None) -> Path:
     """The cached file of ``url``, downloaded once and checked against ``sha256``.
 
-    Raises ValueError when the download fails (naming the URL and where to put the file) or the
-    hash differs (nothing is left in the cache)."""
+    A cached file with another hash (put there by hand, or an older download) is moved aside by
+    :func:`move_aside`, never deleted, and the file is downloaded again; a warning and any error name
+    where it went and its hash. Raises ValueError when the download fails (naming the URL and where to
+    put the file) or the downloaded file's hash differs (the download is discarded)."""
     filename = filename or url.rstrip("/").rsplit("/", 1)[-1]
     folder = cache_folder()
     final = folder / filename
+    set_aside = ""
     if final.is_file():
         if hash_matches(final, sha256):
             return final
-        final.unlink()  # damaged by hand or an older, different file: fetch it again
+        set_aside = move_aside(final, sha256)  # a user's file or an older download: kept, never deleted
     folder.mkdir(parents=True, exist_ok=True)
     origin = source_url(url, filename)
     partial = f".{filename}.{os.getpid()}.partial"
@@ -137,13 +170,22 @@ def fetch(url: str, sha256: str, filename: str | None = None) -> Path:
                                                cache_subdir=CACHE_SUBDIR, force_download=True))
     except Exception as error:  # get_file raises a bare Exception for URL errors
         (folder / partial).unlink(missing_ok=True)
+        reason = str(error).splitlines()[0].replace(f"URL fetch failure on {origin}: ", "").replace("None -- ", "")
+        if set_aside:  # what happened to the user's file first, then the same advice (its path named once)
+            raise ValueError(
+                f"{set_aside}. Could not download {origin} ({reason[:200]}); without network access, put the "
+                f"published file at that path, or set {MIRROR_VARIABLE} to a folder or server that has it, or pass "
+                f"the file's path as weights=") from error
         raise ValueError(
-            f"could not download {origin} ({str(error).splitlines()[0][:300]}). Without network access, fetch it "
-            f"elsewhere and put it at {final}, or set {MIRROR_VARIABLE} to a folder or server that has it, "
-            f"or pass the file's path as weights=") from error
+            f"could not download {origin} ({reason[:200]}). Without network access, fetch it elsewhere and put it at "
+            f"{final}, or set {MIRROR_VARIABLE} to a folder or server that has it, or pass the file's path as "
+            f"weights=") from error
     if not hash_matches(downloaded, sha256):
         got = sha256_of(downloaded)
         downloaded.unlink(missing_ok=True)
-        raise ValueError(f"{origin}: sha256 {got} does not match the published {sha256}; the file was discarded")
+        raise ValueError(f"{origin}: sha256 {got} does not match the published {sha256}; the download was discarded"
+                         + (f". {set_aside}" if set_aside else ""))
     os.replace(downloaded, final)
+    if set_aside:
+        log.warning("keras_cnn: %s; the published file was downloaded in its place", set_aside)
     return final

@@ -1,8 +1,10 @@
 """Reading a checkpoint file into ``{key: numpy array}`` without unpickling arbitrary objects.
 
 * ``.safetensors``: the ``safetensors`` package's NumPy API (no torch needed).
-* ``.pth`` / ``.pt`` / ``.bin``: ``torch.load(..., weights_only=True)``, which refuses any pickled
-  object other than tensors and plain containers (torch is the optional ``[torch]`` extra).
+* ``.pth`` / ``.pt`` / ``.th`` / ``.bin``: ``torch.load(..., map_location="cpu", weights_only=True)``,
+  which refuses any pickled object other than tensors and plain containers (torch is the optional
+  ``[torch]`` extra). A training script's checkpoint (``{"state_dict": ..., "best_prec1": ...}``) is
+  unwrapped, DataParallel's ``module.`` prefix dropped, and tensors saved on a GPU land on the CPU.
 * A folder as timm and Hugging Face publish it: ``config.json`` plus ``model.safetensors`` (or
   ``pytorch_model.bin``); its ``pretrained_cfg`` gives the normalization.
 
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-TORCH_SUFFIXES = (".pth", ".pt", ".bin")
+#: torch.save files; ``.th`` is torch.hub's older name (akamaster/pytorch_resnet_cifar10's ``resnet20-12fca82f.th``)
+TORCH_SUFFIXES = (".pth", ".pt", ".th", ".bin")
 SAFETENSORS_SUFFIX = ".safetensors"
 FOLDER_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
 #: keys under which training scripts nest the state_dict inside a checkpoint
@@ -38,7 +41,7 @@ def checkpoint_file(path) -> Path:
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
     if path.suffix not in (*TORCH_SUFFIXES, SAFETENSORS_SUFFIX):
-        raise ValueError(f"checkpoint {str(path)!r}: expected a .safetensors, .pth, .pt or .bin file or a folder "
+        raise ValueError(f"checkpoint {str(path)!r}: expected a .safetensors, .pth, .pt, .th or .bin file or a folder "
                          f"with config.json and model.safetensors")
     return path
 
