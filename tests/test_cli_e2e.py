@@ -436,11 +436,16 @@ def test_fresh_virtual_environment_imports_everything(tmp_path):
     install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-compile", str(ROOT)],
                              capture_output=True, text=True, timeout=1500, cwd=tmp_path)
     assert install.returncode == 0, install.stderr[-3000:]
+    # the package data comes along: the calibration photos an int8 export uses by default, and their provenance
     check = subprocess.run([str(python), "-c", "import keras_cnn, keras_cnn.data, keras_cnn.training.evaluate, PIL; "
-                            "print(len(keras_cnn.list_models()))"], capture_output=True, text=True, timeout=300,
-                           cwd=tmp_path, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                            "from keras_cnn.deploy import calibration as c; "
+                            "print(len(c.photo_files()), (c.PHOTO_FOLDER / 'README.md').is_file(), "
+                            "c.bundled_photos(32, 3, count=2).shape[0], len(keras_cnn.list_models()))"],
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert check.returncode == 0, check.stderr[-3000:]
-    assert int(check.stdout.split()[-1]) >= 79
+    photos, readme, drawn, names = check.stdout.split()[-4:]
+    assert (photos, readme, drawn) == ("10", "True", "2") and int(names) >= 79, check.stdout
 
     (tmp_path / "my_datasets").mkdir()
     (tmp_path / "my_datasets" / "__init__.py").write_text("")
