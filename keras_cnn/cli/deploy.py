@@ -25,6 +25,9 @@ def _build_kwargs(args) -> dict:
 
 
 def cmd_export(args):
+    if args.format == "savedmodel" and args.quantize:
+        raise ValueError(f"--quantize {args.quantize} applies to --format tflite; a SavedModel is exported in float32 "
+                         "(drop --quantize, or pass --format tflite)")
     model, name, config = load_model_source(args.model, args.checkpoint, **_build_kwargs(args))
     classes = list(config.class_names) if config else None
     if classes is None and checkpoint_preprocessing(model):  # a registry name built with --weights
@@ -73,7 +76,11 @@ def cmd_tflite_bench(args):
 
     if not Path(args.file).is_file():
         raise ValueError(f"no such .tflite file: {args.file}")
-    threads = tuple(int(t) for t in args.threads.split(","))
+    try:
+        threads = tuple(int(t) for t in args.threads.split(","))
+    except ValueError:
+        raise ValueError(f"--threads takes comma-separated thread counts (e.g. 1,2), received {args.threads!r}") \
+            from None
     latency = tflite_latency(args.file, threads=threads, runs=args.runs, warmup=args.warmup,
                              xnnpack=not args.no_xnnpack)
     graph = inspect_tflite(Path(args.file).read_bytes())
