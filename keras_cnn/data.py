@@ -114,7 +114,7 @@ def load_idx_arrays(data_dir, split="train", name="fashion_mnist") -> Dataset:
 
 
 def load_folder_arrays(data_dir, image_size=None, split="all", test_fraction=0.2, seed=0) -> Dataset:
-    """An image folder with one sub-folder per class (sorted names are the class names).
+    """An image folder with one sub-folder per class, at least 2 (sorted names are the class names).
 
     ``split``: ``"all"``; ``"train"`` / ``"test"`` read ``data_dir/train`` / ``data_dir/test``
     when those exist, otherwise a fixed stratified split (``test_fraction``) of the whole folder.
@@ -140,6 +140,10 @@ def load_folder_arrays(data_dir, image_size=None, split="all", test_fraction=0.2
                 labels.append(index)
     if not images:
         raise ValueError(f"folder: no images ({', '.join(IMAGE_SUFFIXES)}) in class sub-folders of {root}")
+    found = [classes[index] for index in sorted(set(labels))]
+    if len(found) < 2:
+        raise ValueError(f"folder: {root} holds images of one class only ({found[0]!r}); a classifier needs at "
+                         "least 2 classes, one sub-folder of images each")
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise ValueError(f"folder: images in {root} have different sizes {sorted(shapes)[:3]}...; pass image_size")

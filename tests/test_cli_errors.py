@@ -20,9 +20,12 @@ file, the folder or the value).
 
 from __future__ import annotations
 
+import csv
 import gzip
+import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -121,6 +124,8 @@ def shared(tmp_path_factory, runner):
 
     dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     dense.save(files / "dense.keras")
+    # a keras.applications classifier saved without a run's config.json: its data set is unknown
+    keras.applications.MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classes=10).save(files / "mnv3.keras")
 
     from PIL import Image
 
@@ -265,17 +270,85 @@ def tflite_bench_not_tflite(tmp, s):
     return (["tflite-bench", _text(tmp / "notes.tflite"), "--runs", "1", "--warmup", "0"], ["notes.tflite"])
 
 
+def _resume_shared_run(s, *flags, name="lenet5"):
+    return ["train", name, "--output", s["run"], "--resume", "--verbose", "0", *flags]
+
+
+def train_resume_changed_settings(tmp, s):
+    config = json.loads((s["run"] / "config.json").read_text())
+    return (_resume_shared_run(s, "--lr", "0.5", "--batch-size", "16"),
+            [f"learning_rate: {config['learning_rate']!r} -> 0.5", f"batch_size: {config['batch_size']!r} -> 16"])
+
+
+def train_resume_other_model(tmp, s):
+    return _resume_shared_run(s, name="resnet20"), ["'lenet5'", "'resnet20'"]
+
+
+def train_resume_other_dataset(tmp, s):
+    return _resume_shared_run(s, "--dataset", "fashion_mnist"), ["'digits'", "'fashion_mnist'"]
+
+
+def train_warmup_over_epochs(tmp, s):
+    return _train_lenet5(tmp, "--epochs", "2", "--warmup", "3"), ["warmup_epochs", "epochs (2", "received 3"]
+
+
+def train_folder_one_class(tmp, s):
+    from PIL import Image
+
+    (tmp / "oneclass" / "cat").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, "uint8")).save(tmp / "oneclass" / "cat" / f"{i}.png")
+    return (["train", "lenet5", "--dataset", "folder", "--data-dir", tmp / "oneclass", "--epochs", "1",
+             "--output", tmp / "out"], ["oneclass", "'cat'", "2 classes"])
+
+
+def tune_directory_is_a_file(tmp, s):
+    return (["tune", "--family", "lenet", "--max-trials", "1", "--epochs", "1", "--directory", _text(tmp / "afile")],
+            ["afile", "is a file"])
+
+
+def tune_max_trials_0(tmp, s):
+    return (["tune", "--family", "lenet", "--max-trials", "0", "--epochs", "1", "--directory", tmp / "out"],
+            ["max_trials", re.compile(r"received 0\b")])
+
+
+def tflite_bench_runs_0(tmp, s):
+    return ["tflite-bench", _text(tmp / "model.tflite"), "--runs", "0"], ["runs", re.compile(r"received 0\b")]
+
+
+def tflite_bench_warmup_negative(tmp, s):
+    return ["tflite-bench", _text(tmp / "model.tflite"), "--warmup", "-1"], ["warmup", "received -1"]
+
+
+def export_savedmodel_quantize(tmp, s):
+    return (["export", "lenet5", "--format", "savedmodel", "--quantize", "int8", "--output", tmp / "exported"],
+            ["--quantize int8", "tflite"])
+
+
+def models_pattern_with_write(tmp, s):
+    return ["models", "lenet*", "--write", tmp / "MODELS.md"], ["'lenet*'", "--write"]
+
+
+def evaluate_keras_file_without_run_config(tmp, s):
+    return ["evaluate", s["files"] / "mnv3.keras"], ["mnv3.keras", "--dataset"]
+
+
 CASES = [predict_text_as_png, predict_missing_image, predict_folder_without_images, train_folder_empty,
          train_folder_corrupt_png, train_idx_gz_cut_in_half, train_idx_payload_short, train_epochs_0,
          train_lr_negative, train_batch_size_0, train_option_bad_value, train_option_unknown, train_unknown_model,
          train_weights_imagenet_none_published,
          export_format_onnx, summary_two_dims, info_misspelled, evaluate_empty_keras, evaluate_truncated_keras,
          evaluate_not_a_classifier, export_truncated_keras, predict_truncated_keras,
-         evaluate_run_without_checkpoints, export_empty_run_folder, tflite_bench_missing, tflite_bench_not_tflite]
+         evaluate_run_without_checkpoints, export_empty_run_folder, tflite_bench_missing, tflite_bench_not_tflite,
+         # issue #33: a resume that would change the run, and cases that ended in a traceback or never ended
+         train_resume_changed_settings, train_resume_other_model, train_resume_other_dataset,
+         train_warmup_over_epochs, train_folder_one_class, tune_directory_is_a_file, tune_max_trials_0,
+         tflite_bench_runs_0, tflite_bench_warmup_negative, export_savedmodel_quantize, models_pattern_with_write,
+         evaluate_keras_file_without_run_config]
 
 
 FRESH_PROCESS_CASES = [export_format_onnx, train_idx_gz_cut_in_half, evaluate_truncated_keras, info_misspelled,
-                       tflite_bench_not_tflite]
+                       tflite_bench_not_tflite, train_resume_changed_settings]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
@@ -291,6 +364,7 @@ def test_user_error_in_its_own_keras_cnn_process(case, tmp_path, shared):
 def check_case(case, tmp_path, shared, run):
     argv, names = case(tmp_path, shared)
     before, shared_before = snapshot(tmp_path), snapshot(shared["root"])
+    run_config = (shared["run"] / "config.json").read_bytes()
 
     error_line(run(argv, cwd=tmp_path), *names)
 
@@ -301,4 +375,31 @@ def check_case(case, tmp_path, shared, run):
     assert not exported.exists() or not any(exported.iterdir()), f"a failed export left {list(exported.iterdir())}"
     assert snapshot(tmp_path) == before, f"new files: {sorted(snapshot(tmp_path) - before)}"
     assert snapshot(shared["root"]) == shared_before, f"new files: {sorted(snapshot(shared['root']) - shared_before)}"
+    assert (shared["run"] / "config.json").read_bytes() == run_config, "the shared run's config.json was rewritten"
     assert temporary_files(tmp_path) == [] and temporary_files(shared["root"]) == []
+
+
+def test_resume_trains_longer_records_it_and_otherwise_keeps_config(tmp_path, shared, runner):
+    """Issue #33: ``--resume --epochs N+1`` on a finished run trains one epoch more and records the change in
+    ``config.json`` and the summary (``resumes``); a plain ``--resume`` (no flags: nothing counts as changed)
+    works and leaves ``config.json`` byte for byte. Runs on a copy of the shared run, in the runner process."""
+    run = tmp_path / "run"
+    shutil.copytree(shared["run"], run)
+    stored = json.loads((run / "config.json").read_text())
+    epochs = stored["epochs"]
+
+    longer = runner(["train", "lenet5", "--output", run, "--resume", "--epochs", epochs + 1, "--verbose", "0"],
+                    cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr[-6000:]
+    record = [{"at_epoch": epochs, "changed": {"epochs": [epochs, epochs + 1]}}]
+    summary = json.loads(longer.stdout.strip().splitlines()[-1])
+    assert summary["epochs"] == epochs + 1 and summary["resumes"] == record, summary
+    assert json.loads((run / "config.json").read_text()) == {**stored, "epochs": epochs + 1, "resumes": record}
+    with open(run / "history.csv", newline="") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == list(range(epochs + 1))  # one epoch more
+
+    config = (run / "config.json").read_bytes()
+    again = runner(["train", "lenet5", "--output", run, "--resume", "--verbose", "0"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-6000:]
+    assert (run / "config.json").read_bytes() == config
+    assert json.loads(again.stdout.strip().splitlines()[-1])["resumes"] == record

@@ -64,6 +64,11 @@ def test_image_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
         data.load_arrays("folder", data_dir=tmp_path / "empty")
+    (tmp_path / "one" / "cat").mkdir(parents=True)
+    (tmp_path / "one" / "dog").mkdir()  # a class folder without images is no class
+    Image.fromarray(np.zeros((10, 10, 3), "uint8")).save(tmp_path / "one" / "cat" / "0.png")
+    with pytest.raises(ValueError, match=r"one.* holds images of one class only \('cat'\).*at least 2 classes"):
+        data.load_arrays("folder", "train", data_dir=tmp_path / "one")
 
 
 def test_numpy_arrays_pipeline_and_label_check(rng):

@@ -147,3 +147,8 @@ def test_tflite_bench_cli(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["1_thread"]["runs"] == 5 and result["2_threads"]["xnnpack"] is True
     assert main(["tflite-bench", str(tmp_path / "missing.tflite")]) == 2
+    for kwargs, message in (({"runs": 0}, r"runs must be an integer >= 1, received 0"),
+                            ({"warmup": -1}, r"warmup must be an integer >= 0, received -1"),
+                            ({"threads": (0,)}, r"threads must be thread counts >= 1, received \(0,\)")):
+        with pytest.raises(ValueError, match=message):
+            tflite_latency(path, **kwargs)

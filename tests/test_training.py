@@ -113,6 +113,9 @@ def test_resume_needs_a_run_and_settings_are_checked(tmp_path):
         keras_cnn.train("lenet5", "fashion_mnst", output=tmp_path / "z")
     with pytest.raises(ValueError, match="strategy must be one of"):
         keras_cnn.train("lenet5", output=tmp_path / "w", strategy="horovod", epochs=1)
+    with pytest.raises(ValueError, match=r"warmup_epochs must be at most epochs \(2: .*received 3"):
+        keras_cnn.train("lenet5", output=tmp_path / "v", epochs=2, warmup_epochs=3)
+    assert not any(tmp_path.iterdir())  # no run folder from any of them
 
 
 def test_recipes_per_family():

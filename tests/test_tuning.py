@@ -120,6 +120,19 @@ def test_random_search_over_mobilenets_on_digits(tmp_path, capsys):
     assert again["test_top1"] == pytest.approx(summary["test_top1"], abs=1e-4)
 
 
+def test_tune_checks_trials_epochs_and_directory_before_anything(tmp_path):
+    """Issue #33: ``max_trials=0`` ran trials until interrupted; a file as directory was a TensorFlow traceback."""
+    (tmp_path / "afile").write_text("x")
+    for kwargs, message in (({"max_trials": 0}, r"max_trials must be an integer >= 1, received 0"),
+                            ({"max_trials": 2.5}, r"max_trials must be an integer >= 1, received 2.5"),
+                            ({"epochs": 0}, r"epochs must be an integer >= 1, received 0"),
+                            ({"directory": tmp_path / "afile"}, r"afile is a file, not a folder"),
+                            ({"directory": tmp_path / "afile" / "sub"}, r"afile is a file, not a folder")):
+        with pytest.raises(ValueError, match=message):
+            tune("lenet", "digits", **{"directory": tmp_path / "search", **kwargs})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no search folder
+
+
 def test_hyperband_runs_and_a_search_resumes(tmp_path):
     hyperband = tune("lenet", "digits", tuner="hyperband", epochs=2, directory=tmp_path / "hb", limit=256)
     assert len(hyperband.rows) >= 2 and hyperband.best_summary["test_top1"] > 0.1

@@ -27,15 +27,18 @@ def _build_kwargs(args) -> dict:
 
 
 def cmd_export(args):
+    if args.format == "savedmodel" and args.quantize:
+        raise ValueError(f"--quantize {args.quantize} applies to --format tflite; a SavedModel is exported in float32 "
+                         "(drop --quantize, or pass --format tflite)")
+    calibrating = args.format == "tflite" and args.quantize in ("int8", "all")
+    if (args.calibration_data is not None or args.calibration_count is not None) and not calibrating:
+        raise ValueError("--calibration-data and --calibration-count apply to --format tflite --quantize int8 (or "
+                         f"all), received --format {args.format} --quantize {args.quantize}")
     model, name, config = load_model_source(args.model, args.checkpoint, **_build_kwargs(args))
     classes = list(config.class_names) if config else None
     if classes is None and checkpoint_preprocessing(model):  # a registry name built with --weights
         classes = default_class_names(model, int(model.output_shape[-1]))
     quantized = args.format == "tflite" and args.quantize in ("int8", "dynamic", "all")
-    calibrating = args.format == "tflite" and args.quantize in ("int8", "all")
-    if (args.calibration_data is not None or args.calibration_count is not None) and not calibrating:
-        raise ValueError("--calibration-data and --calibration-count apply to --format tflite --quantize int8 (or "
-                         f"all), received --format {args.format} --quantize {args.quantize}")
     representative = verify = None
     if quantized:
         representative, verify = export_calibration(model, config, args.calibration_data,
@@ -82,7 +85,11 @@ def cmd_tflite_bench(args):
 
     if not Path(args.file).is_file():
         raise ValueError(f"no such .tflite file: {args.file}")
-    threads = tuple(int(t) for t in args.threads.split(","))
+    try:
+        threads = tuple(int(t) for t in args.threads.split(","))
+    except ValueError:
+        raise ValueError(f"--threads takes comma-separated thread counts (e.g. 1,2), received {args.threads!r}") \
+            from None
     latency = tflite_latency(args.file, threads=threads, runs=args.runs, warmup=args.warmup,
                              xnnpack=not args.no_xnnpack)
     graph = inspect_tflite(Path(args.file).read_bytes())

@@ -38,6 +38,10 @@ def cmd_info(args):
 
 
 def cmd_models(args):
+    if (args.write or args.write_default) and args.pattern is not None:
+        flag = f"--write {args.write}" if args.write else "--write-default"
+        raise ValueError(f"{flag} writes the whole table, so it takes no PATTERN (received {args.pattern!r}); "
+                         f"drop the pattern, or print its rows with: keras-cnn models {args.pattern!r}")
     if args.write or args.write_default:
         path = generate(args.write or DEFAULT_PATH, progress=lambda name, m: print(table_row(name, m), flush=True))
         print(f"wrote {path}")
@@ -85,7 +89,8 @@ def add_parsers(sub):
 
     p = sub.add_parser("models", help="table of every variant: measured vs reference params and MACs")
     p.add_argument("pattern", nargs="?", default=None, help='print only these rows (fnmatch, e.g. "resnet*")')
-    p.add_argument("--write", default=None, metavar="PATH", help="write the whole table to PATH (docs/MODELS.md)")
+    p.add_argument("--write", default=None, metavar="PATH",
+                   help="write the whole table to PATH (docs/MODELS.md); takes no PATTERN")
     p.add_argument("--write-default", action="store_true", help="write docs/MODELS.md in the current folder "
                    "(a checkout's root)")
     p.set_defaults(func=cmd_models)

@@ -58,10 +58,11 @@ def cmd_tune(args):
 
 def add_train_arguments(p):
     """The ``keras-cnn train`` flags (defaults: the model's recipe, ``keras_cnn.get_spec(name).recipe``)."""
-    p.add_argument("--dataset", default="digits", help="digits, fashion_mnist, mnist, folder, or a tfds name")
+    p.add_argument("--dataset", default=None, help="digits (the default), fashion_mnist, mnist, folder, or a tfds "
+                   "name; with --resume: the run's")
     p.add_argument("--data-dir", default=None, help="IDX files, an image folder (one sub-folder per class) or a "
                    "tensorflow-datasets data folder (a data set prepared there is loaded by its name)")
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="with --resume: may grow, to train longer")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--image-size", type=int, default=None,
                    help="default: the data's size, at least the model's minimum")
@@ -99,7 +100,8 @@ def add_train_arguments(p):
     p.add_argument("--freeze-epochs", type=int, default=None,
                    help="with --weights: train only the classifier for the first N epochs")
     p.add_argument("--output", default=None, help="run folder (default runs/<name>_<dataset>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last epoch")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last epoch, with its "
+                   "settings (a flag that differs is an error; --epochs may grow)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
 
 

@@ -159,7 +159,13 @@ def _dequantized(values, detail):
 
 def tflite_latency(flatbuffer_or_path, *, threads=(1, 2), runs=50, warmup=10, xnnpack=True) -> dict:
     """Median (and 10th/90th percentile) milliseconds of one ``invoke`` of a ``.tflite`` file
-    through the ``ai_edge_litert`` interpreter, per thread count, after ``warmup`` runs."""
+    through the ``ai_edge_litert`` interpreter, per thread count, after ``warmup`` runs (``runs`` >= 1,
+    ``warmup`` >= 0, each thread count >= 1)."""
+    for key, value, low in (("runs", runs, 1), ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{key} must be an integer >= {low}, received {value!r}")
+    if not threads or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in threads):
+        raise ValueError(f"threads must be thread counts >= 1, received {threads!r}")
     flatbuffer = Path(flatbuffer_or_path).read_bytes() if isinstance(flatbuffer_or_path, (str, Path)) \
         else flatbuffer_or_path
     source = flatbuffer_or_path if isinstance(flatbuffer_or_path, (str, Path)) else "the flatbuffer"

@@ -2,7 +2,8 @@
 
 A run folder from :func:`keras_cnn.train` knows its data set, input size and class names
 (``config.json``); a bare ``.keras`` file takes its input size from the model and its class names
-from a ``config.json`` beside it when there is one.
+and data set from a ``config.json`` beside it when there is one (without one, its data set is
+unknown: :func:`evaluate` needs ``dataset``).
 
 Example:
     >>> from keras_cnn.training import evaluate as inference
@@ -71,7 +72,8 @@ def _check_classifier(model, source):
 
 
 def load_run(path, checkpoint="best"):
-    """``(model, RunConfig)`` from a run folder or a ``.keras`` file."""
+    """``(model, RunConfig)`` from a run folder or a ``.keras`` file (its ``dataset`` None when no run
+    ``config.json`` says which data set the model was trained on)."""
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"checkpoint must be one of {list(CHECKPOINTS)}, received {checkpoint!r}")
     path = Path(path)
@@ -92,7 +94,7 @@ def load_run(path, checkpoint="best"):
     _check_classifier(model, model_file)
     shape = model.input_shape
     config = _read_run_config(config_file) if config_file.exists() else None
-    config = config or RunConfig(model=model.name)
+    config = config or RunConfig(model=model.name, dataset=None)
     config.image_size, config.channels = int(shape[1]), int(shape[3])
     config.num_classes = num_classes_of(model)
     if len(config.class_names) != config.num_classes:
@@ -138,7 +140,10 @@ def load_model_source(source, checkpoint="best", **build_kwargs):
 
 def run_images(config, count=calibration.DEFAULT_COUNT):
     """``(train, test)`` float images of a run's own data set at its input size (the first ``count`` of
-    each), or ``(None, None)`` when the data is not on this machine."""
+    each), or ``(None, None)`` when the data is not here or not known (a ``.keras`` file without its
+    run's ``config.json``)."""
+    if config.dataset is None:
+        return None, None
     try:
         train = data.load_arrays(config.dataset, config.train_split, config.data_dir)
         test = data.load_arrays(config.dataset, config.test_split, config.data_dir)
@@ -180,8 +185,13 @@ def export_calibration(model, config=None, source=None, count=calibration.DEFAUL
 
 
 def evaluate(path, dataset=None, *, split=None, checkpoint="best", data_dir=None) -> dict:
-    """Test top-1 / top-5 / loss of a run's checkpoint (default: its own data set and test split)."""
+    """Test top-1 / top-5 / loss of a run's checkpoint (default: its own data set and test split; a
+    ``.keras`` file without its run's ``config.json`` beside it needs ``dataset``)."""
     model, config = load_run(path, checkpoint)
+    if dataset is None and config.dataset is None:
+        raise ValueError(f"{path} has no run config.json beside it, so the data set it was trained on is unknown; "
+                         "name the one to score it on (--dataset / dataset=: digits, fashion_mnist, mnist, folder "
+                         "with --data-dir, or a tfds name)")
     if dataset is not None and dataset != config.dataset:
         config = dataclasses.replace(config, dataset=dataset, data_dir=data_dir)
     elif data_dir is not None:

@@ -159,6 +159,7 @@ class RunConfig:
     weights: str | None = None  # a checkpoint to start from (keras_cnn.build's weights=)
     freeze_epochs: int = 0  # with weights: epochs with the backbone frozen (only the classifier trains)
     recipe: str = ""
+    resumes: list = dataclasses.field(default_factory=list)  # settings changed at a resume: [{"at_epoch", "changed"}]
 
 
 @dataclasses.dataclass
@@ -172,10 +173,12 @@ class TrainResult:
 
 
 SETTINGS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("model", "class_names",
-                                                                                   "recipe"))
+                                                                                   "recipe", "resumes"))
+#: Settings a resumed run may change (each change is recorded in ``config.json``'s ``resumes``): a longer run.
+RESUMABLE = ("epochs",)
 
 
-def train(model_or_name, dataset="digits", *, output=None, resume=False, callbacks=None, verbose="auto",
+def train(model_or_name, dataset=None, *, output=None, resume=False, callbacks=None, verbose="auto",
           cluster=None, **settings) -> TrainResult:
     """Train a registered model (or a built ``keras.Model``) on ``dataset`` into a run folder.
 
@@ -188,8 +191,12 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
     to fine-tune: ``"imagenet"``, ``"torchvision"``, ``"timm"``, a file; the classifier starts fresh when the
     classes differ), ``freeze_epochs`` (with weights: train only the classifier that long), ...); what is not given
     comes from the model's recipe (``keras_cnn.get_spec(name).recipe``, declared in its family's
-    ``models/<family>.py``) and the data set. ``resume=True``
-    continues the run in ``output`` from its last finished epoch with its saved settings.
+    ``models/<family>.py``) and the data set. ``dataset`` is a :mod:`keras_cnn.data` source
+    (default ``"digits"``). ``resume=True`` continues the run in ``output`` from its last finished epoch
+    with its saved settings: the model and ``dataset``, when given, must be the run's, and every setting
+    given must equal the run's (one ``ValueError`` lists each difference, ``old -> new``), except
+    ``epochs`` (:data:`RESUMABLE`: a longer run), whose change is recorded in ``config.json``'s and the
+    summary's ``resumes``; ``config.json`` is rewritten only then.
 
     ``cluster`` (a :class:`~keras_cnn.training.distribute.Cluster`, or None: read from the
     ``KERAS_CNN_*`` / SLURM variables when they name one) makes this process one of a multi-process
@@ -204,8 +211,8 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
     chief = cluster is None or cluster.is_chief
     given_model = model_or_name if isinstance(model_or_name, keras.Model) else None
     name = given_model.name if given_model is not None else str(model_or_name)
-    run_dir = Path(output or Path("runs") / f"{name}_{dataset}")
-    config = _resolve_config(name, dataset, run_dir, resume, given_model, settings, writer=chief)
+    run_dir = Path(output or Path("runs") / f"{name}_{dataset or 'digits'}")
+    config, write_config = _resolve_config(name, dataset, run_dir, resume, given_model, settings, writer=chief)
     check_settings(config)
     if cluster is not None:
         if config.strategy != "data_parallel":
@@ -224,7 +231,7 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
                                                   "weight_decay", "label_smoothing", "jit_compile", "ema")}
         compile_model(model, steps_per_epoch=steps_per_epoch, epochs=config.epochs, **recipe)
         # The run folder appears only once everything above has worked, so a bad setting leaves nothing.
-        if chief:
+        if chief and write_config:  # a resumed run's config.json changes only to record a longer run
             write_text(run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
         group = [] if cluster is None else [ProgressWatchdog(
             cluster.timeout, f"a process of the {cluster.num_processes}-process group (coordinator "
@@ -252,6 +259,8 @@ def train(model_or_name, dataset="digits", *, output=None, resume=False, callbac
                 summary = evaluate_model(model, arrays["test"], config, run_dir=run_dir if chief else None)
         else:
             summary = evaluate_model(model, arrays["test"], config, run_dir=run_dir)
+    if config.resumes:
+        summary["resumes"] = config.resumes
     summary["seconds"] = round(time.time() - started, 1)  # this call: data, training, evaluation
     history = read_history(run_dir / "history.csv") if chief else dict(fitted.history)
     epoch_seconds = history.get("epoch_seconds", [])
@@ -278,14 +287,14 @@ def weights_digest(model) -> str:
     return digest.hexdigest()
 
 
-def _resolve_config(name, dataset, run_dir, resume, given_model, settings, writer=True) -> RunConfig:
+def _resolve_config(name, dataset, run_dir, resume, given_model, settings, writer=True) -> tuple[RunConfig, bool]:
+    """``(config, write)``: the run's settings, and whether ``config.json`` is to be written (a new run,
+    or a resumed one whose ``epochs`` changed)."""
     saved = run_dir / "config.json"
     if resume:
         if not saved.exists():
             raise ValueError(f"resume: {run_dir} holds no run (no config.json); start it without resume first")
-        stored = json.loads(saved.read_text())
-        stored.update({k: v for k, v in settings.items() if v is not None})
-        return RunConfig(**stored)
+        return _resumed_config(saved, name, dataset, given_model, settings)
     if saved.exists() and writer:  # (another process of a group reads it; process 0 may have written it already)
         raise ValueError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, "
                          "or choose another output folder")
@@ -299,14 +308,57 @@ def _resolve_config(name, dataset, run_dir, resume, given_model, settings, write
     if given_model is not None and given.get("strategy", "none") != "none":
         raise ValueError("a distribution strategy needs a registry name, so that the model is built inside "
                          f"the strategy's scope; received a built model {name!r}")
-    config = RunConfig(model=name, dataset=dataset, recipe=recipe.why,
+    config = RunConfig(model=name, dataset=dataset or "digits", recipe=recipe.why,
                        **{f.name: getattr(recipe, f.name) for f in dataclasses.fields(Recipe) if f.name != "why"})
     for key, value in given.items():
         setattr(config, key, value)
     if given_model is not None:
         shape = given_model.input_shape
         config.image_size, config.channels = int(shape[1]), int(shape[3])
-    return config
+    return config, True
+
+
+def _resumed_config(saved: Path, name, dataset, given_model, settings) -> tuple[RunConfig, bool]:
+    """``(config, changed)``: the run's stored config, checked against what the resuming call gave (None:
+    not given), with the :data:`RESUMABLE` settings that changed applied and recorded in ``resumes``."""
+    run_dir = saved.parent
+    try:
+        stored = json.loads(saved.read_text())
+        known = {f.name for f in dataclasses.fields(RunConfig)}
+        config = RunConfig(**{k: v for k, v in stored.items() if k in known})
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"resume: {saved} is not a readable run config: {error}") from error
+    requested = given_model.name if given_model is not None else get_spec(name).name
+    if requested != config.model:
+        raise ValueError(f"resume: {run_dir} is a run of {config.model!r}, received model {requested!r}; resume it "
+                         f"with its own model, or train {requested!r} into another output folder")
+    if dataset is not None and dataset != config.dataset:
+        raise ValueError(f"resume: {run_dir} is a run on dataset {config.dataset!r}, received dataset {dataset!r}; "
+                         "resume it without a dataset (or with its own), or train on another into another output "
+                         "folder")
+    differences, changed = [], {}
+    for key, value in settings.items():
+        old = getattr(config, key)
+        if value is None or value == old:
+            continue
+        if key in RESUMABLE:
+            changed[key] = [old, value]
+        else:
+            differences.append(f"{key}: {old!r} -> {value!r}")
+    if differences:
+        raise ValueError(f"resume: {run_dir} was trained with other settings ({', '.join(differences)}); a resumed "
+                         f"run keeps its settings except {', '.join(RESUMABLE)}: resume without them, or start a new "
+                         "run in another output folder")
+    if changed:
+        finished = len(read_history(run_dir / "history.csv").get("epoch", [])) if (
+            run_dir / "history.csv").exists() else 0
+        if isinstance(settings["epochs"], int) and settings["epochs"] < finished:
+            raise ValueError(f"resume: epochs must be at least the {finished} epochs {run_dir} has finished, "
+                             f"received {settings['epochs']!r}")
+        for key, (_, value) in changed.items():
+            setattr(config, key, value)
+        config.resumes = [*config.resumes, {"at_epoch": finished, "changed": changed}]
+    return config, bool(changed)
 
 
 def check_settings(config: RunConfig) -> RunConfig:
@@ -329,6 +381,9 @@ def check_settings(config: RunConfig) -> RunConfig:
     number("image_size", 1, integer=True, optional=True)
     number("learning_rate", 0, low_open=True)
     number("warmup_epochs", 0, integer=True)
+    if config.warmup_epochs > config.epochs:
+        raise ValueError(f"warmup_epochs must be at most epochs ({config.epochs}: the warm-up is part of the run), "
+                         f"received {config.warmup_epochs}")
     number("weight_decay", 0)
     number("label_smoothing", 0, 1, high_open=True)
     number("ema", 0, 1, high_open=True)

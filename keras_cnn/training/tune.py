@@ -271,9 +271,18 @@ def tune(family_or_names="mobilenet", dataset="digits", *, tuner="random", max_t
          data_dir=None, seed=0, verbose=0) -> TuneResult:
     """Search, then write ``results.csv``, ``best.keras`` and ``config.json`` into ``directory``
     (``keras-cnn evaluate`` / ``predict`` / ``export`` take that folder or file) and score the best
-    model on the test split. ``overwrite=False`` resumes a search found in ``directory``."""
+    model on the test split. ``overwrite=False`` resumes a search found in ``directory``. ``max_trials``
+    and ``epochs`` are integers >= 1; ``directory`` is a folder (made when missing)."""
+    for key, value in (("max_trials", max_trials), ("epochs", epochs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} must be an integer >= 1, received {value!r}")
     label = family_or_names if isinstance(family_or_names, str) else "_".join(family_or_names)
     directory = Path(directory or Path("runs") / "tune" / f"{label}_{dataset}")
+    for place in (directory, *directory.parents):  # the nearest part of the path that exists must be a folder
+        if place.exists():
+            if not place.is_dir():
+                raise ValueError(f"directory {directory} cannot be made: {place} is a file, not a folder")
+            break
     hypermodel = HyperCNN(family_or_names, dataset=dataset, image_size=image_size, data_dir=data_dir, limit=limit,
                           batch_size=batch_size, epochs=epochs, fixed=fixed, choices=choices, seed=seed)
     search = make_tuner(tuner, hypermodel, max_trials=max_trials, epochs=epochs, directory=directory,
