@@ -454,14 +454,15 @@ def _train(cwd: Path, *extra) -> dict:
     return printed
 
 
-def _start_and_kill_mid_epoch(cwd: Path, epoch: int) -> tuple[subprocess.Popen, str]:
-    """Start training, SIGKILL it once ``epoch`` (1-based, as Keras prints it) is half done, and
-    return the dead process and the step ("90/180") it was killed at.
+def _start_and_kill_mid_epoch(cwd: Path, epoch: int, args=None, epochs=EPOCHS) -> tuple[subprocess.Popen, str]:
+    """Start training (``keras-cnn`` with ``args``, default :data:`TRAIN_ARGS`; ``--verbose 1``), SIGKILL it
+    once ``epoch`` (1-based, as Keras prints it, of ``epochs``) is half done, and return the dead process and
+    the step ("90/180") it was killed at.
 
     On a pipe, Keras' progress bar writes a ``step/steps`` update every 0.05 s (without newlines)
     after the ``Epoch k/E`` line, so the step counter says where the run is."""
-    proc = subprocess.Popen(_keras_cnn_command() + TRAIN_ARGS, cwd=cwd, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(_keras_cnn_command() + list(args or TRAIN_ARGS), cwd=cwd, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     chunks: list[bytes] = []
 
     def read():  # keep draining the pipe, or a full pipe would stall training
@@ -470,7 +471,7 @@ def _start_and_kill_mid_epoch(cwd: Path, epoch: int) -> tuple[subprocess.Popen, 
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    marker = f"Epoch {epoch}/{EPOCHS}"
+    marker = f"Epoch {epoch}/{epochs}"
     deadline = time.monotonic() + 600
     while True:
         text = _ANSI.sub("", b"".join(chunks).decode(errors="replace"))

@@ -16,7 +16,8 @@ def cmd_train(args):
     settings = {key: getattr(args, key) for key in (
         "epochs", "batch_size", "image_size", "learning_rate", "optimizer", "schedule", "warmup_epochs",
         "label_smoothing", "weight_decay", "ema", "mixup", "cutmix", "mixed_precision", "strategy", "limit", "data_dir",
-        "seed", "weights", "freeze_epochs")}
+        "seed", "weights", "freeze_epochs", "backbone_lr_factor")}
+    settings["train_batch_norm"] = True if args.train_batch_norm else None
     settings["jit_compile"] = True if args.jit_compile else None
     settings["augment"] = False if args.no_augment else None
     if args.option:
@@ -98,7 +99,13 @@ def add_train_arguments(p):
                         ".pth/.th/.safetensors/.weights.h5 file or timm folder (the classifier starts fresh for new "
                         "classes)")
     p.add_argument("--freeze-epochs", type=int, default=None,
-                   help="with --weights: train only the classifier for the first N epochs")
+                   help="with --weights: train only the new classifier for the first N epochs (default 1)")
+    p.add_argument("--backbone-lr-factor", type=float, default=None, metavar="F",
+                   help="with --weights: once the backbone is unfrozen the whole net trains at F x --lr, after a "
+                        "warm-up (default 0.1)")
+    p.add_argument("--train-batch-norm", action="store_true",
+                   help="with --weights: train the backbone's BatchNorm layers too (default: inference mode, the "
+                        "checkpoint's statistics kept)")
     p.add_argument("--output", default=None, help="run folder (default runs/<name>_<dataset>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last epoch, with its "
                    "settings (a flag that differs is an error; --epochs may grow)")

@@ -33,6 +33,7 @@ from keras_cnn.models.spec import Recipe
 from keras_cnn.registry import build, get_spec, recipe_for
 from keras_cnn.training import distribute
 from keras_cnn.training.callbacks import AtomicCheckpoint, EpochTimer, ProgressWatchdog, UnfreezeBackbone
+from keras_cnn.training.fine_tune import BACKBONE_LR_FACTOR, FREEZE_EPOCHS, fine_tune
 from keras_cnn.training.logits import fitting_on_logits
 from keras_cnn.training.report import (
     confusion_matrix,
@@ -69,7 +70,7 @@ def num_classes_of(model) -> int:
 
 def compile_model(model, *, steps_per_epoch=None, epochs=1, optimizer="adamw", learning_rate=1e-3,
                   schedule="cosine", warmup_epochs=0, weight_decay=1e-4, label_smoothing=0.0, jit_compile="auto",
-                  ema=0.0):
+                  ema=0.0, fine_tune=None):
     """Compile for one-hot (possibly mixed) labels with top-1 and top-5 accuracy.
 
     Models with auxiliary heads (GoogLeNet, Inception-v3 with ``aux_logits=True``) get one loss per
@@ -78,7 +79,8 @@ def compile_model(model, *, steps_per_epoch=None, epochs=1, optimizer="adamw", l
     """
     steps = steps_per_epoch * epochs if steps_per_epoch else None
     opt = make_optimizer(optimizer, learning_rate=learning_rate, steps=steps, schedule=schedule,
-                         warmup_steps=(steps_per_epoch or 0) * warmup_epochs, weight_decay=weight_decay, ema=ema)
+                         warmup_steps=(steps_per_epoch or 0) * warmup_epochs, weight_decay=weight_decay, ema=ema,
+                         fine_tune=fine_tune)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
     num_classes = num_classes_of(model)
     metrics = [keras.metrics.CategoricalAccuracy(name="accuracy"),
@@ -157,7 +159,10 @@ class RunConfig:
     seed: int = 0
     model_options: dict = dataclasses.field(default_factory=dict)
     weights: str | None = None  # a checkpoint to start from (keras_cnn.build's weights=)
-    freeze_epochs: int = 0  # with weights: epochs with the backbone frozen (only the classifier trains)
+    # Fine-tuning a checkpoint (keras_cnn.training.fine_tune; None: the recipe's value when weights load one)
+    freeze_epochs: int | None = None  # epochs with the backbone frozen (only the new classifier trains)
+    backbone_lr_factor: float | None = None  # the rate once the backbone is unfrozen: this times learning_rate
+    train_batch_norm: bool | None = None  # False: the backbone's BatchNorm stays in inference mode, stats kept
     recipe: str = ""
     resumes: list = dataclasses.field(default_factory=list)  # settings changed at a resume: [{"at_epoch", "changed"}]
 
@@ -227,9 +232,11 @@ def train(model_or_name, dataset=None, *, output=None, resume=False, callbacks=N
             distribute.strategy_scope(config.strategy):
         model = given_model or build_from_config(config, with_weights=not resume)
         train_ds, test_ds, steps_per_epoch = make_pipelines(config, arrays, model)
+        freezing = prepare_fine_tuning(config, model)
         recipe = {k: getattr(config, k) for k in ("optimizer", "learning_rate", "schedule", "warmup_epochs",
                                                   "weight_decay", "label_smoothing", "jit_compile", "ema")}
-        compile_model(model, steps_per_epoch=steps_per_epoch, epochs=config.epochs, **recipe)
+        compile_model(model, steps_per_epoch=steps_per_epoch, epochs=config.epochs,
+                      fine_tune=fine_tune_steps(config, steps_per_epoch), **recipe)
         # The run folder appears only once everything above has worked, so a bad setting leaves nothing.
         if chief and write_config:  # a resumed run's config.json changes only to record a longer run
             write_text(run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
@@ -247,7 +254,7 @@ def train(model_or_name, dataset=None, *, output=None, resume=False, callbacks=N
         try:
             with fitting_on_logits(model):
                 fitted = model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, verbose=verbose,
-                                   shuffle=False, callbacks=group + run_callbacks + _freezing(config, model)
+                                   shuffle=False, callbacks=group + run_callbacks + freezing
                                    + list(callbacks or []))
         except BaseException:
             if chief and new_folder and not (run_dir / "history.csv").exists():
@@ -315,6 +322,15 @@ def _resolve_config(name, dataset, run_dir, resume, given_model, settings, write
     if given_model is not None:
         shape = given_model.input_shape
         config.image_size, config.channels = int(shape[1]), int(shape[3])
+    if config.weights:  # a checkpoint: the fine-tuning recipe fills in what was not given
+        config.freeze_epochs = FREEZE_EPOCHS if config.freeze_epochs is None else config.freeze_epochs
+        config.backbone_lr_factor = BACKBONE_LR_FACTOR if config.backbone_lr_factor is None \
+            else config.backbone_lr_factor
+        config.train_batch_norm = bool(config.train_batch_norm)
+        config.recipe = (f"{config.recipe}; fine-tuning a checkpoint: the new classifier alone for "
+                         f"{config.freeze_epochs} epoch(s) at learning_rate, then the whole net at "
+                         f"{config.backbone_lr_factor} x learning_rate after a warm-up over 10% of its steps, "
+                         f"BatchNorm {'trained' if config.train_batch_norm else 'in inference mode (statistics kept)'}")
     return config, True
 
 
@@ -392,10 +408,17 @@ def check_settings(config: RunConfig) -> RunConfig:
     number("translate", 0, 1, high_open=True)
     number("limit", 1, integer=True, optional=True)
     number("seed", 0, integer=True)
-    number("freeze_epochs", 0, integer=True)
-    if config.freeze_epochs and not config.weights:
-        raise ValueError(f"freeze_epochs={config.freeze_epochs} needs weights (a checkpoint to fine-tune), "
-                         "received weights=None")
+    number("freeze_epochs", 0, integer=True, optional=True)
+    number("backbone_lr_factor", 0, low_open=True, optional=True)
+    for key in ("freeze_epochs", "backbone_lr_factor", "train_batch_norm"):
+        if getattr(config, key) not in (None, 0) and not config.weights:
+            raise ValueError(f"{key}={getattr(config, key)!r} needs weights (a checkpoint to fine-tune), "
+                             "received weights=None")
+    if config.train_batch_norm not in (None, True, False):
+        raise ValueError(f"train_batch_norm must be True or False, received {config.train_batch_norm!r}")
+    if config.freeze_epochs and config.freeze_epochs >= config.epochs:
+        raise ValueError(f"freeze_epochs must be below epochs ({config.epochs}: the backbone must train at least one "
+                         f"epoch), received {config.freeze_epochs}")
     if config.weights is not None and not isinstance(config.weights, str):
         raise ValueError(f"weights must be a string (a source or a path), received {config.weights!r}")
     for key, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("strategy", distribute.STRATEGIES),
@@ -438,11 +461,25 @@ def build_from_config(config: RunConfig, with_weights: bool = True):
                  weights=config.weights if with_weights else None, **config.model_options)
 
 
-def _freezing(config: RunConfig, model) -> list:
-    """The :class:`UnfreezeBackbone` callback of a run with ``freeze_epochs``, else nothing."""
+def prepare_fine_tuning(config: RunConfig, model) -> list:
+    """For a run from a checkpoint: the backbone's BatchNorm layers in inference mode (unless
+    ``train_batch_norm``), before the optimizer is built; returns the :class:`UnfreezeBackbone` callback of
+    a run with ``freeze_epochs`` (which leaves those BatchNorm layers frozen), else nothing. A run without
+    weights, or one saved before the recipe (its fields None), trains as it did."""
+    if not config.weights:
+        return []
+    backbone = freezable_layers(model, get_spec(config.model))
+    frozen = fine_tune(model, backbone) if config.train_batch_norm is False else []
     if not config.freeze_epochs:
         return []
-    return [UnfreezeBackbone(freezable_layers(model, get_spec(config.model)), config.freeze_epochs)]
+    return [UnfreezeBackbone([layer for layer in backbone if layer not in frozen], config.freeze_epochs)]
+
+
+def fine_tune_steps(config: RunConfig, steps_per_epoch) -> tuple[int, float] | None:
+    """``(head_steps, factor)`` of the learning-rate schedule of a checkpoint's fine-tuning, else None."""
+    if not config.weights or config.backbone_lr_factor is None:
+        return None
+    return (config.freeze_epochs or 0) * steps_per_epoch, config.backbone_lr_factor
 
 
 def make_pipelines(config, arrays, model):

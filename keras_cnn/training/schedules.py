@@ -71,6 +71,41 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
+@keras.saving.register_keras_serializable(package="keras_cnn")
+class FineTuneSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Fine-tuning a checkpoint in two phases: ``head_rate`` (the family's rate, constant) while only the
+    new classifier trains, for ``switch_steps`` steps; then ``backbone`` (a schedule or rate, restarted at
+    step 0), the lower rate the whole net trains at once the backbone is unfrozen. Branch-free, like
+    :class:`WarmupCosineDecay`."""
+
+    def __init__(self, head_rate, backbone, switch_steps):
+        self.head_rate, self.switch_steps = float(head_rate), int(switch_steps)
+        self.backbone = keras.optimizers.schedules.deserialize(backbone) if isinstance(backbone, dict) else backbone
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        later = keras.ops.cast(step >= self.switch_steps, "float32")
+        shifted = keras.ops.maximum(step - self.switch_steps, 0.0)
+        backbone = self.backbone(shifted) if callable(self.backbone) else self.backbone
+        return (1.0 - later) * self.head_rate + later * backbone
+
+    def get_config(self):
+        backbone = self.backbone
+        if isinstance(backbone, keras.optimizers.schedules.LearningRateSchedule):
+            backbone = keras.optimizers.schedules.serialize(backbone)
+        return {"head_rate": self.head_rate, "backbone": backbone, "switch_steps": self.switch_steps}
+
+
+def fine_tune_schedule(learning_rate, *, factor, head_steps, steps, schedule="cosine", warmup_share=0.1):
+    """The rate of a fine-tuning run of ``steps`` steps whose first ``head_steps`` train the classifier only:
+    ``learning_rate`` for them, then ``learning_rate * factor`` with a linear warm-up over ``warmup_share``
+    of the remaining steps and the run's ``schedule`` (cosine: to 0) over the rest."""
+    rest = max(1, steps - head_steps)
+    backbone = learning_rate_schedule(learning_rate * factor, schedule=schedule, steps=rest,
+                                      warmup_steps=max(1, round(rest * warmup_share)))
+    return FineTuneSchedule(learning_rate, backbone, head_steps) if head_steps else backbone
+
+
 def learning_rate_schedule(learning_rate, *, schedule="cosine", steps=None, warmup_steps=0):
     """The learning rate (a schedule over ``steps`` optimizer steps when ``steps`` is known)."""
     if schedule not in SCHEDULES:
@@ -84,7 +119,7 @@ def learning_rate_schedule(learning_rate, *, schedule="cosine", steps=None, warm
 
 
 def make_optimizer(name="adamw", *, learning_rate=1e-3, steps=None, warmup_steps=0, weight_decay=1e-4,
-                   momentum=0.9, schedule="cosine", ema=0.0):
+                   momentum=0.9, schedule="cosine", ema=0.0, fine_tune=None):
     """AdamW / SGD (Nesterov momentum) / Adam with the schedule of :func:`learning_rate_schedule`.
 
     The optimizers are :mod:`keras_cnn.training.optimizers`' (Keras' own with each variable's update
@@ -93,12 +128,19 @@ def make_optimizer(name="adamw", *, learning_rate=1e-3, steps=None, warmup_steps
     ``ema``: momentum of an exponential moving average of the weights (Polyak averaging, e.g. 0.999;
     0 turns it off). Keras keeps the average in the optimizer and writes it into the model when
     ``fit`` ends; :func:`keras_cnn.train` also evaluates and checkpoints the averaged weights.
+
+    ``fine_tune``: ``(head_steps, factor)`` for a checkpoint's fine-tuning (:func:`fine_tune_schedule`:
+    the family's rate while the classifier alone trains, then ``factor`` times it with a short warm-up).
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, received {name!r}")
     if not 0.0 <= ema < 1.0:
         raise ValueError(f"ema must be a momentum in [0, 1) (0 turns the weight average off), received {ema!r}")
-    lr = learning_rate_schedule(learning_rate, schedule=schedule, steps=steps, warmup_steps=warmup_steps)
+    if fine_tune is not None and steps:
+        head_steps, factor = fine_tune
+        lr = fine_tune_schedule(learning_rate, factor=factor, head_steps=head_steps, steps=steps, schedule=schedule)
+    else:
+        lr = learning_rate_schedule(learning_rate, schedule=schedule, steps=steps, warmup_steps=warmup_steps)
     averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if name == "sgd":
         return optimizers.SGD(lr, momentum=momentum, nesterov=True, weight_decay=weight_decay or None, **averaging)
