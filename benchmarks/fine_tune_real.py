@@ -103,9 +103,9 @@ def main(argv=None):
     parser.add_argument("--json", default=None, help="a JSON file to add this row to")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    row = {"variant": args.variant, "limit": args.limit, **COMMON, **run_variant(args.variant, args.weights, args.limit),
-           "seconds": None}
-    row["seconds"] = round(time.perf_counter() - started, 1)
+    measured = run_variant(args.variant, args.weights, args.limit)
+    row = {"variant": args.variant, "limit": args.limit, **COMMON, **measured,
+           "seconds": round(time.perf_counter() - started, 1)}
     print(json.dumps(row), flush=True)
     if args.json:
         path = Path(args.json)
