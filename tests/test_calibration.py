@@ -75,24 +75,26 @@ def test_export_calibrates_on_what_the_user_names(tmp_path):
     it a net with no run of its own is calibrated on the bundled photos (never digits), and the report says so."""
     _write_photos(tmp_path / "photos")
     common = ("export", "mobilenet_v3_small", "--input-shape", "32,32,3", "--num-classes", "10", "--quantize", "int8")
-    report = printed_json(run(tmp_path, *common, "--calibration-data", "photos", "--calibration-count", 4,
-                              "--output", "folder").stdout)
-    assert report["quantization"]["calibration_images"] == 4, report["quantization"]
-    assert report["quantization"]["representative_data"] == "4 images from photos", report["quantization"]
-    assert report["verification"]["inputs"] == "images given by the caller", report["verification"]
+    default = run(tmp_path, *common, "--output", "default")  # its own process: the warning a user sees
+    quantization = printed_json(default.stdout)["quantization"]
+    assert quantization["representative_data"].startswith("bundled photos: 200 random crops"), quantization
+    assert "keras_cnn: int8 calibrated on the 10 bundled photos" in default.stderr, default.stderr[-2000:]
     cli = CliProcess(tmp_path)  # the variants in one more process
     try:
-        digits, default = (cli([*common, *extra]) for extra in (("--calibration-data", "digits", "--output", "digits"),
-                                                                 ("--output", "default")))
+        folder, digits = (cli([*common, *extra]) for extra in (
+            ("--calibration-data", "photos", "--calibration-count", "4", "--output", "folder"),
+            ("--calibration-data", "digits", "--output", "digits")))
         refused = cli(["export", "mobilenet_v3_small", "--quantize", "float16", "--calibration-data", "photos",
                        "--output", "refused"])
     finally:
         cli.close()
-    assert digits.returncode == 0 and default.returncode == 0, (digits.stderr[-2000:], default.stderr[-2000:])
+    assert folder.returncode == 0 and digits.returncode == 0, (folder.stderr[-2000:], digits.stderr[-2000:])
+    report = printed_json(folder.stdout)
+    assert report["quantization"]["calibration_images"] == 4, report["quantization"]
+    assert report["quantization"]["representative_data"] == "4 images from photos", report["quantization"]
+    assert report["verification"]["inputs"] == "images given by the caller", report["verification"]
     quantization = printed_json(digits.stdout)["quantization"]
     assert quantization["representative_data"] == "200 images of the digits train split (the first 200)"
-    quantization = printed_json(default.stdout)["quantization"]
-    assert quantization["representative_data"].startswith("bundled photos: 200 random crops"), quantization
     assert refused.returncode == 2 and refused.stderr.strip().splitlines()[-1].startswith(
         "keras-cnn: error: --calibration-data and --calibration-count apply to --format tflite --quantize int8"), \
         refused.stderr
