@@ -9,6 +9,7 @@ channel (the checkpoint's first kernel summed over RGB), as
 - ``recipe``: that command (keras_cnn.train's fine-tuning recipe, keras_cnn.training.fine_tune);
 - ``recipe_factor_F``: the same with ``backbone_lr_factor=F`` (how the factor was chosen);
 - ``recipe_freeze_0``: the same with ``freeze_epochs=0`` (how the classifier phase was chosen);
+- ``recipe_train_bn``: the same with ``train_batch_norm=True`` (what BatchNorm in inference mode buys);
 - ``old``: the command before issue #39 (run this script with ``--variant old`` on that commit's tree:
   classifier epoch, then everything at the family's rate with BatchNorm training);
 - ``standard``: the Keras transfer-learning guide's recipe written by hand here (classifier alone at the
@@ -43,6 +44,8 @@ def run_variant(variant, weights, limit, name="mobilenet_v2"):
         settings["backbone_lr_factor"] = float(variant.rsplit("_", 1)[1])
     elif variant == "recipe_freeze_0":
         settings["freeze_epochs"] = 0
+    elif variant == "recipe_train_bn":
+        settings["train_batch_norm"] = True
     elif variant == "old":
         settings["freeze_epochs"] = 1
     settings.pop("channels")
