@@ -16,7 +16,8 @@ channel (the checkpoint's first kernel summed over RGB), as
   family's rate, then the whole net at 10x lower with BatchNorm in inference mode), same data pipeline;
 - ``scratch``: the same command without ``--weights``.
 
-    python benchmarks/fine_tune_real.py --weights ../shared/real/mobilenet_v2_imagenet_torchvision_layout.pth \
+    # REAL: the folder of real measurement data outside the repository
+    python benchmarks/fine_tune_real.py --weights REAL/mobilenet_v2_imagenet_torchvision_layout.pth \
         --variant recipe --json benchmarks/results/fine_tune_real.json
 """
 

@@ -11,10 +11,11 @@ float (Keras) against int8 TFLite files calibrated on:
 
 The photos are split once: the ``photos N`` rows calibrate on the first N of the first 200 files and
 are scored on the last 100 (disjoint); the two default rows, which use no ImageNet photo, are scored on all 300.
-The photos and the checkpoint are measurement data outside the repository (never copied in):
+The photos and the checkpoint are measurement data outside the repository (never copied in; REAL is the
+folder that holds them):
 
-    python benchmarks/int8_calibration_real.py --weights ../shared/real/mobilenet_v2_imagenet_torchvision_layout.pth \
-        --photos ../shared/real/imagenet_photos_300 --json benchmarks/results/int8_calibration_real.json
+    python benchmarks/int8_calibration_real.py --weights REAL/mobilenet_v2_imagenet_torchvision_layout.pth \
+        --photos REAL/imagenet_photos_300 --json benchmarks/results/int8_calibration_real.json
 """
 
 from __future__ import annotations

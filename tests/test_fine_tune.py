@@ -136,7 +136,8 @@ _CHECK_RUN = """
                                                        weights(trained, keras.layers.BatchNormalization)))
     conv = max(float(np.abs(a - b).max()) for a, b in zip(weights(loaded, keras.layers.Conv2D),
                                                          weights(trained, keras.layers.Conv2D)))
-    print("@@" + json.dumps({"bn_change": bn, "conv_change": conv}))
+    from keras_cnn.deploy.export import checkpoint_preprocessing
+    print("@@" + json.dumps({"bn_change": bn, "conv_change": conv, "normalization": checkpoint_preprocessing(trained)}))
 """
 
 
@@ -166,3 +167,5 @@ def test_a_fine_tuning_run_killed_after_the_classifier_phase_resumes_in_the_righ
     assert check.returncode == 0, check.stderr[-3000:]
     changes = json.loads(next(line[2:] for line in check.stdout.splitlines() if line.startswith("@@")))
     assert changes["bn_change"] == 0.0 and changes["conv_change"] > 0.0, changes
+    # the resumed model is still the checkpoint's: its normalization (a layer without variables) is there
+    assert changes["normalization"] and changes["normalization"]["mean"] == [sum([0.485, 0.456, 0.406]) / 3], changes

@@ -230,7 +230,7 @@ def train(model_or_name, dataset=None, *, output=None, resume=False, callbacks=N
     new_folder = not run_dir.exists()
     with distribute.precision(distribute.precision_policy(config.mixed_precision)), \
             distribute.strategy_scope(config.strategy):
-        model = given_model or build_from_config(config, with_weights=not resume)
+        model = given_model or build_from_config(config)
         train_ds, test_ds, steps_per_epoch = make_pipelines(config, arrays, model)
         freezing = prepare_fine_tuning(config, model)
         recipe = {k: getattr(config, k) for k in ("optimizer", "learning_rate", "schedule", "warmup_epochs",
@@ -323,7 +323,9 @@ def _resolve_config(name, dataset, run_dir, resume, given_model, settings, write
         shape = given_model.input_shape
         config.image_size, config.channels = int(shape[1]), int(shape[3])
     if config.weights:  # a checkpoint: the fine-tuning recipe fills in what was not given
-        config.freeze_epochs = FREEZE_EPOCHS if config.freeze_epochs is None else config.freeze_epochs
+        if config.freeze_epochs is None:  # a one-epoch run has no epoch to spare for the classifier alone
+            config.freeze_epochs = min(FREEZE_EPOCHS, max(0, config.epochs - 1)) if isinstance(config.epochs, int) \
+                else FREEZE_EPOCHS
         config.backbone_lr_factor = BACKBONE_LR_FACTOR if config.backbone_lr_factor is None \
             else config.backbone_lr_factor
         config.train_batch_norm = bool(config.train_batch_norm)
@@ -453,12 +455,14 @@ def load_splits(config: RunConfig) -> dict:
     return {"train": train, "test": test}
 
 
-def build_from_config(config: RunConfig, with_weights: bool = True):
-    """The registered model the run trains, at the run's input size and classes (from its checkpoint
-    ``config.weights`` unless ``with_weights`` is False: a resumed run restores its own weights)."""
+def build_from_config(config: RunConfig):
+    """The registered model the run trains, at the run's input size and classes, from its checkpoint
+    ``config.weights`` when it has one. A resumed run is built from it too, since the checkpoint's
+    normalization is part of the model (a layer without variables, which the backup does not hold), and
+    then restores its own trained values."""
     return build(config.model, num_classes=config.num_classes,
                  input_shape=(config.image_size, config.image_size, config.channels),
-                 weights=config.weights if with_weights else None, **config.model_options)
+                 weights=config.weights, **config.model_options)
 
 
 def prepare_fine_tuning(config: RunConfig, model) -> list:
