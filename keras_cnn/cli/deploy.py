@@ -11,7 +11,7 @@ from keras_cnn.deploy.calibration import DEFAULT_COUNT
 from keras_cnn.deploy.export import checkpoint_preprocessing, export_saved_model, export_tflite, export_tflite_modes
 from keras_cnn.deploy.tflite import inspect_tflite, tflite_latency
 from keras_cnn.registry import build, get_spec
-from keras_cnn.training.evaluate import default_class_names, export_calibration, load_model_source
+from keras_cnn.training.evaluate import default_class_names, export_calibration, load_model_source, run_images
 from keras_cnn.weights.keras_file import save_weights
 
 
@@ -38,11 +38,12 @@ def cmd_export(args):
     classes = list(config.class_names) if config else None
     if classes is None and checkpoint_preprocessing(model):  # a registry name built with --weights
         classes = default_class_names(model, int(model.output_shape[-1]))
-    quantized = args.format == "tflite" and args.quantize in ("int8", "dynamic", "all")
     representative = verify = None
-    if quantized:
+    if calibrating:  # int8 is calibrated on images, and checked on the run's test images or those
         representative, verify = export_calibration(model, config, args.calibration_data,
                                                     args.calibration_count or DEFAULT_COUNT)
+    elif args.format == "tflite" and args.quantize == "dynamic" and config is not None:
+        verify = run_images(config)[1]  # dynamic range calibrates nothing: checked on a run's test images if here
     if args.int8_io and args.quantize != "int8":
         raise ValueError(f"--int8-io needs --quantize int8, received --quantize {args.quantize}")
     output = Path(args.output or Path("savedmodels") / name)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_cnn import data
-from keras_cnn.data import center_crop, load_images  # noqa: F401  (public here too)
+from keras_cnn.data import load_images
 from keras_cnn.deploy import calibration
 from keras_cnn.deploy.export import checkpoint_preprocessing
 from keras_cnn.registry import build, get_spec
