@@ -296,12 +296,64 @@ def prepare_images(images, image_size=None, channels=None, resize="bilinear"):
     return x
 
 
-def from_arrays(images, labels, *, num_classes=None, image_size=None, channels=None, batch_size=32,
-                shuffle=True, seed=0, augment=None, cache=True, drop_remainder=False, resize="bilinear"):
-    """A batched, prefetched ``tf.data.Dataset`` of (float32 image, int label) from arrays.
+class EpochCounter:
+    """The epoch a :func:`from_arrays` pipeline draws its randomness for.
 
-    Images are resized and channel-converted once (then cached); ``augment`` is a callable
-    (e.g. :func:`augmentation`) applied per batch while training.
+    Every random draw of such a pipeline (the order of the images, translation, flip, MixUp and
+    CutMix) is a function of ``(seed, epoch, step)``: nothing carries over from one pass to the
+    next, so any epoch can be drawn again exactly. Each new pass over the pipeline (a new iterator:
+    ``model.fit`` makes one per epoch) reads the counter and advances it by one, so a pipeline used on
+    its own is drawn afresh every epoch; a trainer that knows the epoch sets it first
+    (:class:`keras_cnn.training.callbacks.EpochSeeds`), which is how a resumed run replays the
+    epochs the uninterrupted run would have drawn.
+    """
+
+    def __init__(self, epoch: int = 0):
+        import tensorflow as tf
+
+        self.variable = tf.Variable(int(epoch), dtype=tf.int64, trainable=False, name="pipeline_epoch")
+
+    def set(self, epoch: int) -> None:
+        """The next pass over the pipeline draws epoch ``epoch`` (0-based, as ``model.fit`` counts)."""
+        self.variable.assign(int(epoch))
+
+    def take(self):
+        """(Inside the pipeline) the epoch of the pass that starts now; advances the counter."""
+        return self.variable.assign_add(1) - 1
+
+
+def epoch_key(seed, epoch):
+    """The stateless-RNG key of ``epoch`` of a pipeline seeded ``seed`` (TF's ``[2]`` int32 seed pair)."""
+    import tensorflow as tf
+
+    return tf.random.experimental.stateless_fold_in(tf.constant([int(seed), 0], tf.int64), epoch)
+
+
+def _keyed_passes(epoch_batches, counter: EpochCounter, seed):
+    """``epoch_batches(epoch, key)`` -> a dataset of one epoch's batches, for the epoch ``counter`` gives
+    at the start of each pass; every batch comes with its own key ``(seed, epoch, step)``."""
+    import tensorflow as tf
+
+    def one_pass(epoch):
+        key = epoch_key(seed, epoch)
+        return epoch_batches(epoch, key).enumerate().map(
+            lambda step, batch: (*batch, tf.random.experimental.stateless_fold_in(key, step)))
+
+    return tf.data.Dataset.from_tensors(0).map(lambda _: counter.take()).flat_map(one_pass)
+
+
+def from_arrays(images, labels, *, num_classes=None, image_size=None, channels=None, batch_size=32,
+                shuffle=True, seed=0, augment=None, epoch=None, one_hot=False, drop_remainder=False,
+                resize="bilinear"):
+    """A batched, prefetched ``tf.data.Dataset`` of (float32 image, label) from arrays.
+
+    Images are resized and channel-converted once and kept in memory; labels are integers, or
+    one-hot float32 with ``one_hot=True`` (needs ``num_classes``; :class:`Augmentation`'s MixUp and
+    CutMix need it). With ``shuffle`` the order of each pass, and the draws of ``augment`` (an
+    :class:`Augmentation`, applied per batch), are functions of ``(seed, epoch, step)``, the
+    epoch coming from ``epoch`` (an :class:`EpochCounter`; by default a new one that counts the
+    passes). So two pipelines with one seed give the same batches, in parallel or not, and so do
+    the processes of a data-parallel group, which each run this pipeline.
     """
     import tensorflow as tf
 
@@ -314,82 +366,142 @@ def from_arrays(images, labels, *, num_classes=None, image_size=None, channels=N
     if num_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes}) for num_classes={num_classes}; "
                          f"received labels from {labels.min()} to {labels.max()}")
+    if one_hot and num_classes is None:
+        raise ValueError("one_hot=True needs num_classes, received num_classes=None")
+    if augment is not None and augment.mixes and not one_hot:
+        raise ValueError("MixUp and CutMix mix one-hot labels: pass one_hot=True with num_classes")
     x = prepare_images(images, image_size, channels, resize)
-    ds = tf.data.Dataset.from_tensor_slices((x, labels))
-    if cache:
-        ds = ds.cache()
-    if shuffle:
-        ds = ds.shuffle(min(len(labels), 10_000), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if augment is not None:
-        # One batch after the other: the layers draw from a stateful generator, and a parallel map hands
-        # its draws to whichever batch runs first, so two runs with one seed trained differently (and
-        # the processes of a data-parallel group, which each run this pipeline, disagreed with one process).
-        ds = ds.map(lambda a, b: (augment(a, training=True), b))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    y = tf.one_hot(labels, num_classes) if one_hot else tf.constant(labels)
+    count = len(labels)
+    batches = count // batch_size if drop_remainder else -(-count // batch_size)
+    if not shuffle and augment is None:  # nothing random: the same batches every pass
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=drop_remainder)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def epoch_batches(epoch, key):
+        order = tf.random.experimental.stateless_shuffle(tf.range(count), seed=key) if shuffle else tf.range(count)
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=drop_remainder).map(
+            lambda index: (tf.gather(x, index), tf.gather(y, index)))
+
+    ds = _keyed_passes(epoch_batches, epoch or EpochCounter(), seed)
+    ds = ds.map(augment or (lambda a, b, key: (a, b)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
 
 
-def mix_batches(dataset, num_classes, *, mixup=0.0, cutmix=0.0, seed=0):
-    """One-hot labels, then Keras' ``MixUp`` (``alpha=mixup``) and/or ``CutMix`` (``factor=cutmix``)
-    on every batch; with both, each batch gets one of the two at random (Yun et al. 2019 sec. 4).
-    Labels come out one-hot (soft where mixed), so train with categorical cross-entropy."""
-    import keras
+def mix_batches(dataset, num_classes, *, mixup=0.0, cutmix=0.0, seed=0, epoch=None):
+    """One-hot labels for a pipeline of ``(image, integer label)`` batches, then (with ``mixup`` /
+    ``cutmix``) :class:`Augmentation`'s MixUp / CutMix on every batch, keyed like :func:`from_arrays`
+    (``epoch``: an :class:`EpochCounter`, by default one that counts the passes). Labels come out
+    one-hot (soft where mixed), so train with categorical cross-entropy."""
     import tensorflow as tf
 
-    dataset = dataset.map(lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes)))
     if mixup < 0 or cutmix < 0:
         raise ValueError(f"mixup and cutmix must be >= 0, received mixup={mixup}, cutmix={cutmix}")
-    mixers = []
-    if mixup:
-        mixers.append(keras.layers.MixUp(alpha=mixup, seed=seed, dtype="float32"))
-    if cutmix:
-        mixers.append(keras.layers.CutMix(factor=cutmix, seed=seed, dtype="float32"))
-    if not mixers:
+    dataset = dataset.map(lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes)))
+    if not (mixup or cutmix):
         return dataset
-
-    def mix(images, labels):
-        def apply(layer):
-            def run():
-                mixed = layer({"images": images, "labels": labels}, training=True)
-                return mixed["images"], mixed["labels"]
-            return run
-
-        if len(mixers) == 1:
-            out = apply(mixers[0])()
-        else:
-            out = tf.cond(tf.random.uniform(()) < 0.5, apply(mixers[0]), apply(mixers[1]))
-        return tf.ensure_shape(out[0], images.shape), tf.ensure_shape(out[1], labels.shape)
-
-    return dataset.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def augmentation(image_size, *, flip=False, translate=0.1, seed=0):
-    """Keras preprocessing layers for training-time augmentation (pad-crop style translation,
-    optional horizontal flip)."""
-    import keras
-
-    steps = []
-    if translate:
-        steps.append(keras.layers.RandomTranslation(translate, translate, fill_mode="constant", seed=seed,
-                                                    dtype="float32"))
-    if flip:
-        steps.append(keras.layers.RandomFlip("horizontal", seed=seed, dtype="float32"))
-    return Augmentation(steps)
+    mixing = Augmentation(translate=0.0, mixup=mixup, cutmix=cutmix)
+    ds = _keyed_passes(lambda epoch, key: dataset, epoch or EpochCounter(), seed)
+    return ds.map(mixing, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 class Augmentation:
-    """Preprocessing layers applied one after the other inside ``tf.data``: each Keras preprocessing
-    layer runs on TensorFlow there, whatever the backend. (A ``keras.Sequential`` of them does not:
-    the model calls them with the backend's ops, which cannot take ``tf.data``'s symbolic tensors
-    on JAX or torch.)"""
+    """Random translation (Keras ``RandomTranslation``'s: a shift of up to ``translate`` x the size in
+    each direction, bilinear, zero fill), horizontal ``flip``, then MixUp (Zhang et al. 2018,
+    ``mixup``: the Beta parameter) and/or CutMix (Yun et al. 2019, ``cutmix``: the Beta parameter; with
+    both, each batch gets one of the two at random, as in sec. 4), drawn per image.
 
-    def __init__(self, layers):
-        self.layers = list(layers)
+    Called inside ``tf.data`` as ``augment(images, labels, key)``: every draw is a stateless function of
+    ``key`` (TensorFlow's ``stateless_*`` ops), which :func:`from_arrays` makes from ``(seed, epoch,
+    step)``. TensorFlow ops whatever the Keras backend (``tf.data`` runs on TensorFlow). MixUp and
+    CutMix need one-hot labels.
+    """
 
-    def __call__(self, images, training=True):
-        for layer in self.layers:
-            images = layer(images, training=training)
-        return images
+    def __init__(self, translate=0.1, flip=False, mixup=0.0, cutmix=0.0):
+        for key, value in (("translate", translate), ("mixup", mixup), ("cutmix", cutmix)):
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(f"{key} must be a number >= 0, received {value!r}")
+        self.translate, self.flip, self.mixup, self.cutmix = float(translate), bool(flip), float(mixup), \
+            float(cutmix)
+
+    @property
+    def mixes(self) -> bool:
+        return bool(self.mixup or self.cutmix)
+
+    def __call__(self, images, labels, key):
+        import tensorflow as tf
+
+        keys = tf.random.experimental.stateless_split(key, 4)
+        if self.translate:
+            images = self._translate(images, keys[0])
+        if self.flip:
+            flipped = tf.random.stateless_uniform([tf.shape(images)[0], 1, 1, 1], keys[1]) < 0.5
+            images = tf.where(flipped, tf.reverse(images, axis=[2]), images)
+        if self.mixup and self.cutmix:
+            use_mixup = tf.random.stateless_uniform([], keys[2]) < 0.5
+            images, labels = tf.cond(use_mixup, lambda: self._mixup(images, labels, keys[3]),
+                                     lambda: self._cutmix(images, labels, keys[3]))
+        elif self.mixup:
+            images, labels = self._mixup(images, labels, keys[3])
+        elif self.cutmix:
+            images, labels = self._cutmix(images, labels, keys[3])
+        return images, labels
+
+    def _translate(self, images, key):
+        import tensorflow as tf
+
+        shape = tf.shape(images)
+        size = tf.cast(tf.stack([shape[2], shape[1]]), tf.float32)  # (width, height)
+        shift = tf.random.stateless_uniform([shape[0], 2], key, -self.translate, self.translate) * size
+        zeros, ones = tf.zeros([shape[0], 1]), tf.ones([shape[0], 1])
+        # output pixel (x, y) reads input (x - dx, y - dy)
+        transforms = tf.concat([ones, zeros, -shift[:, :1], zeros, ones, -shift[:, 1:], zeros, zeros], axis=1)
+        return tf.raw_ops.ImageProjectiveTransformV3(images=images, transforms=transforms, output_shape=shape[1:3],
+                                                     fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+
+    @staticmethod
+    def _beta(alpha, shape, key):
+        import tensorflow as tf
+
+        first, second = tf.unstack(tf.random.experimental.stateless_split(key, 2))
+        a = tf.random.stateless_gamma(shape, first, alpha)
+        b = tf.random.stateless_gamma(shape, second, alpha)
+        return a / (a + b)
+
+    @staticmethod
+    def _partners(images, key):
+        import tensorflow as tf
+
+        return tf.random.experimental.stateless_shuffle(tf.range(tf.shape(images)[0]), seed=key)
+
+    def _mixup(self, images, labels, key):
+        import tensorflow as tf
+
+        keys = tf.random.experimental.stateless_split(key, 2)
+        partner = self._partners(images, keys[0])
+        weight = self._beta(self.mixup, [tf.shape(images)[0]], keys[1])
+        mix = lambda t, w: w * t + (1.0 - w) * tf.gather(t, partner)  # noqa: E731
+        return mix(images, tf.reshape(weight, [-1, 1, 1, 1])), mix(labels, weight[:, None])
+
+    def _cutmix(self, images, labels, key):
+        import tensorflow as tf
+
+        keys = tf.random.experimental.stateless_split(key, 3)
+        partner = self._partners(images, keys[0])
+        shape = tf.shape(images)
+        count, height, width = shape[0], tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+        ratio = tf.sqrt(1.0 - self._beta(self.cutmix, [count], keys[1]))  # the box's side over the image's
+        centre = tf.random.stateless_uniform([count, 2], keys[2]) * tf.stack([height, width])
+        half = tf.stack([ratio * height, ratio * width], axis=1) / 2.0
+        low = tf.cast(tf.round(tf.maximum(centre - half, 0.0)), tf.int32)
+        high = tf.cast(tf.round(tf.minimum(centre + half, tf.stack([height, width]))), tf.int32)
+        rows, cols = tf.range(shape[1])[None, :], tf.range(shape[2])[None, :]
+        inside_rows = (rows >= low[:, :1]) & (rows < high[:, :1])
+        inside_cols = (cols >= low[:, 1:]) & (cols < high[:, 1:])
+        box = inside_rows[:, :, None] & inside_cols[:, None, :]  # [N, H, W]
+        images = tf.where(box[..., None], tf.gather(images, partner), images)
+        kept = 1.0 - tf.reduce_mean(tf.cast(box, tf.float32), axis=[1, 2])  # the share of the image kept
+        return images, kept[:, None] * labels + (1.0 - kept[:, None]) * tf.gather(labels, partner)
 
 
 def load(name="digits", split="train", *, image_size=None, channels=None, batch_size=32, augment=False,
@@ -401,8 +513,7 @@ def load(name="digits", split="train", *, image_size=None, channels=None, batch_
     """
     arrays = load_arrays(name, split, data_dir)
     training = str(split).startswith("train")
-    size = image_size or arrays.images.shape[1]
-    augment_fn = augmentation(size, flip=flip, seed=seed) if augment else None
+    augment_fn = Augmentation(flip=flip) if augment else None
     return from_arrays(arrays.images, arrays.labels, num_classes=num_classes, image_size=image_size,
                        channels=channels, batch_size=batch_size,
                        shuffle=training if shuffle is None else shuffle, seed=seed, augment=augment_fn)

@@ -136,3 +136,64 @@ def test_mixup_and_cutmix_give_soft_one_hot_labels(rng, mixup, cutmix):
         assert set(np.unique(y)) == {0.0, 1.0}
     with pytest.raises(ValueError, match="mixup and cutmix must be >= 0"):
         data.mix_batches(ds, 8, mixup=-1)
+
+
+def _passes(ds, count):
+    return [[(x.numpy(), y.numpy()) for x, y in ds] for _ in range(count)]
+
+
+def test_every_draw_of_a_pass_is_a_function_of_seed_epoch_and_step(rng):
+    """Two pipelines with one seed give the same batches pass after pass; each pass is drawn afresh; a
+    pipeline whose counter is set to epoch e replays the e-th pass exactly (what a resumed run does)."""
+    images, labels = rng.random((40, 12, 12, 1)).astype("float32"), np.arange(40) % 4
+
+    def pipeline(counter=None):
+        return data.from_arrays(images, labels, num_classes=4, batch_size=8, seed=3, one_hot=True, epoch=counter,
+                                augment=data.Augmentation(translate=0.2, flip=True, mixup=0.4, cutmix=1.0))
+
+    first, second = _passes(pipeline(), 3), _passes(pipeline(), 3)
+    for a, b in zip(first, second):
+        for (xa, ya), (xb, yb) in zip(a, b):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+    assert not np.array_equal(first[0][0][0], first[1][0][0]), "the second pass repeated the first"
+    counter = data.EpochCounter()
+    replay = pipeline(counter)
+    counter.set(2)
+    for (xa, ya), (xb, yb) in zip(first[2], _passes(replay, 1)[0]):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    assert pipeline().cardinality() == 5
+
+
+def test_shuffled_passes_hold_every_image_once(rng):
+    images = np.arange(30, dtype="float32").reshape(30, 1, 1, 1) * np.ones((1, 4, 4, 1), "float32")
+    for batches in _passes(data.from_arrays(images, np.zeros(30), batch_size=7, seed=1), 2):
+        seen = np.concatenate([x[:, 0, 0, 0] for x, _ in batches])
+        assert sorted(seen.tolist()) == list(range(30)) and seen.tolist() != list(range(30))
+
+
+def test_augmentation_translates_flips_and_cuts_as_documented():
+    import tensorflow as tf
+
+    image = np.zeros((1, 8, 8, 1), "float32")
+    image[0, 2, 5, 0] = 1.0
+    key = tf.constant([1, 2], tf.int64)
+    unchanged = data.Augmentation(translate=0.0)(tf.constant(image), tf.zeros([1, 2]), key)[0].numpy()
+    np.testing.assert_array_equal(unchanged, image)
+    # a flip mirrors the columns of the images it picks, and only those
+    batch = np.repeat(image, 64, axis=0)
+    flipped = data.Augmentation(translate=0.0, flip=True)(tf.constant(batch), tf.zeros([64, 2]), key)[0].numpy()
+    mirrored = np.all(flipped == batch[:, :, ::-1], axis=(1, 2, 3))
+    assert np.all(mirrored | np.all(flipped == batch, axis=(1, 2, 3))) and 10 < mirrored.sum() < 54
+    # translation moves the pixel by at most translate x size, keeps its mass when it stays inside
+    moved = data.Augmentation(translate=0.25)(tf.constant(batch), tf.zeros([64, 2]), key)[0].numpy()
+    rows, cols = np.nonzero(moved.sum(0)[..., 0])
+    assert np.abs(rows - 2).max() <= 2 and np.abs(cols - 5).max() <= 3
+    # CutMix: each label keeps the share of the image's own pixels
+    halves = np.concatenate([np.zeros((16, 8, 8, 1)), np.ones((16, 8, 8, 1))]).astype("float32")
+    labels = np.repeat(np.eye(2, dtype="float32"), 16, axis=0)
+    x, y = data.Augmentation(translate=0.0, cutmix=1.0)(tf.constant(halves), tf.constant(labels), key)
+    x, y = x.numpy(), y.numpy()
+    np.testing.assert_allclose(y[:, 1], x.mean(axis=(1, 2, 3)), atol=1e-6)
+    np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-6)

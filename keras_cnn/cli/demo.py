@@ -30,7 +30,7 @@ def run_demo(model_name="mobilenet_v3_small", *, epochs=12, image_size=32, batch
     train_arrays, test_arrays = data.load_arrays("digits", "train"), data.load_arrays("digits", "test")
     train = data.from_arrays(train_arrays.images, train_arrays.labels, num_classes=10, image_size=image_size,
                              channels=1, batch_size=batch_size, seed=seed,
-                             augment=data.augmentation(image_size, translate=0.1, seed=seed))
+                             augment=data.Augmentation(translate=0.1))
     test = data.from_arrays(test_arrays.images, test_arrays.labels, num_classes=10, image_size=image_size,
                             channels=1, batch_size=128, shuffle=False)
     model = build(model_name, num_classes=10, input_shape=(image_size, image_size, 1))

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from keras_cnn.atomic import atomic_path
 from keras_cnn.training.logits import saving_probabilities
@@ -71,6 +72,46 @@ def save_atomically(model, path):
     """``model.save(path)`` through a temporary file and a rename, always with the softmax outputs."""
     with atomic_path(path) as tmp, saving_probabilities(model):  # a checkpoint taken inside fitting_on_logits
         model.save(tmp)
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Make every random draw of an epoch a function of ``(seed, epoch, step)``, so that a run resumed at
+    an epoch boundary replays exactly what the uninterrupted run drew.
+
+    At the start of each epoch it sets the training pipeline's :class:`~keras_cnn.data.EpochCounter`
+    (order, augmentation, MixUp/CutMix) and the state of every seed generator inside the model
+    (dropout, drop-path, stochastic depth: Keras ``SeedGenerator``) to values derived from
+    ``(seed, epoch)``; within the epoch they advance one step at a time as usual. Put it first:
+    the pipeline's pass for the epoch starts after ``on_epoch_begin``.
+    """
+
+    def __init__(self, seed: int, counter=None):
+        super().__init__()
+        self.seed, self.counter = int(seed), counter
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.counter is not None:
+            self.counter.set(epoch)
+        for index, generator in enumerate(seed_generators(self.model)):
+            generator.state.assign(np.asarray([generator_seed(self.seed, epoch, index), 0],
+                                              dtype=generator.state.dtype))
+
+
+def seed_generators(model) -> list:
+    """Every Keras ``SeedGenerator`` of ``model``'s layers, in layer order."""
+    found, seen = [], set()
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for generator in getattr(layer, "_seed_generators", []):
+            if id(generator) not in seen:
+                seen.add(id(generator))
+                found.append(generator)
+    return found
+
+
+def generator_seed(seed: int, epoch: int, index: int) -> int:
+    """A 31-bit seed for seed generator ``index`` in ``epoch`` of a run seeded ``seed`` (fits every backend's
+    seed dtype)."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0]) & 0x7FFFFFFF
 
 
 class UnfreezeBackbone(keras.callbacks.Callback):

@@ -32,7 +32,13 @@ from keras_cnn.models.inception import aux_loss_weights, aux_targets, inference_
 from keras_cnn.models.spec import Recipe
 from keras_cnn.registry import build, get_spec, recipe_for
 from keras_cnn.training import distribute
-from keras_cnn.training.callbacks import AtomicCheckpoint, EpochTimer, ProgressWatchdog, UnfreezeBackbone
+from keras_cnn.training.callbacks import (
+    AtomicCheckpoint,
+    EpochSeeds,
+    EpochTimer,
+    ProgressWatchdog,
+    UnfreezeBackbone,
+)
 from keras_cnn.training.fine_tune import BACKBONE_LR_FACTOR, FREEZE_EPOCHS, fine_tune
 from keras_cnn.training.logits import fitting_on_logits
 from keras_cnn.training.report import (
@@ -157,6 +163,7 @@ class RunConfig:
     strategy: str = "none"
     limit: int | None = None
     seed: int = 0
+    deterministic: bool = True  # deterministic kernels where the backend has a switch (TensorFlow's op determinism)
     model_options: dict = dataclasses.field(default_factory=dict)
     weights: str | None = None  # a checkpoint to start from (keras_cnn.build's weights=)
     # Fine-tuning a checkpoint (keras_cnn.training.fine_tune; None: the recipe's value when weights load one)
@@ -227,11 +234,14 @@ def train(model_or_name, dataset=None, *, output=None, resume=False, callbacks=N
     started = time.time()
     arrays = load_splits(config)
     keras.utils.set_random_seed(config.seed)
+    deterministic_ops(config.deterministic)
     new_folder = not run_dir.exists()
+    resumed_from = _resume_point(run_dir, writer=chief) if resume else None
+    epoch = data_lib.EpochCounter()  # outside the strategy's scope: the pipeline's, not a model variable
     with distribute.precision(distribute.precision_policy(config.mixed_precision)), \
             distribute.strategy_scope(config.strategy):
         model = given_model or build_from_config(config)
-        train_ds, test_ds, steps_per_epoch = make_pipelines(config, arrays, model)
+        train_ds, test_ds, steps_per_epoch = make_pipelines(config, arrays, model, epoch)
         freezing = prepare_fine_tuning(config, model)
         recipe = {k: getattr(config, k) for k in ("optimizer", "learning_rate", "schedule", "warmup_epochs",
                                                   "weight_decay", "label_smoothing", "jit_compile", "ema")}
@@ -240,9 +250,9 @@ def train(model_or_name, dataset=None, *, output=None, resume=False, callbacks=N
         # The run folder appears only once everything above has worked, so a bad setting leaves nothing.
         if chief and write_config:  # a resumed run's config.json changes only to record a longer run
             write_text(run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-        group = [] if cluster is None else [ProgressWatchdog(
+        group = [EpochSeeds(config.seed, epoch)] + ([] if cluster is None else [ProgressWatchdog(
             cluster.timeout, f"a process of the {cluster.num_processes}-process group (coordinator "
-                             f"{cluster.coordinator}) stopped or cannot be reached")]
+                             f"{cluster.coordinator}) stopped or cannot be reached")])
         if cluster is None:
             run_callbacks = _callbacks(run_dir, model, resume, ema=config.ema)
         elif chief:  # its files are written outside the distribution, where the others have no part
@@ -266,6 +276,8 @@ def train(model_or_name, dataset=None, *, output=None, resume=False, callbacks=N
                 summary = evaluate_model(model, arrays["test"], config, run_dir=run_dir if chief else None)
         else:
             summary = evaluate_model(model, arrays["test"], config, run_dir=run_dir)
+    summary["resumed"] = resumed_from is not None
+    summary["resumed_from_epoch"] = resumed_from  # epochs finished before this call (None: not resumed)
     if config.resumes:
         summary["resumes"] = config.resumes
     summary["seconds"] = round(time.time() - started, 1)  # this call: data, training, evaluation
@@ -273,15 +285,33 @@ def train(model_or_name, dataset=None, *, output=None, resume=False, callbacks=N
     epoch_seconds = history.get("epoch_seconds", [])
     if len(epoch_seconds) == config.epochs and all(np.isfinite(epoch_seconds)):
         summary["train_seconds"] = round(float(sum(epoch_seconds)), 1)  # every epoch, across resumes
+    summary["weights_sha256"] = weights_digest(model)
     if cluster is not None:
-        summary.update(process_id=cluster.process_id, processes=cluster.num_processes,
-                       weights_sha256=weights_digest(model))
+        summary.update(process_id=cluster.process_id, processes=cluster.num_processes)
         if not chief:
             summary["run_dir"] = str(run_dir)  # written by process 0
     if chief:
         write_text(run_dir / "summary.json", json.dumps(summary) + "\n")
     print(json.dumps(summary))
     return TrainResult(model, history, summary, run_dir)
+
+
+def deterministic_ops(enabled: bool) -> None:
+    """With ``enabled``, the backend's kernels give the same results run after run: TensorFlow's op
+    determinism (``tf.config.experimental.enable_op_determinism``: deterministic kernels, and an error
+    for an op that has none), torch's ``use_deterministic_algorithms``. JAX's XLA is deterministic on the
+    CPU as it is. The switch holds for the rest of the process (TensorFlow has no way back)."""
+    if not enabled:
+        return
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def weights_digest(model) -> str:
@@ -486,25 +516,22 @@ def fine_tune_steps(config: RunConfig, steps_per_epoch) -> tuple[int, float] | N
     return (config.freeze_epochs or 0) * steps_per_epoch, config.backbone_lr_factor
 
 
-def make_pipelines(config, arrays, model):
-    """``(train, test, steps_per_epoch)``: batched one-hot pipelines of ``arrays["train"]`` (augmented,
-    mixed) and ``arrays["test"]``, split evenly over the strategy's devices."""
+def make_pipelines(config, arrays, model, epoch=None):
+    """``(train, test, steps_per_epoch)``: batched one-hot pipelines of ``arrays["train"]`` (shuffled,
+    augmented, mixed: every draw a function of ``(config.seed, epoch, step)``, the epoch from ``epoch``, an
+    :class:`~keras_cnn.data.EpochCounter`) and ``arrays["test"]``, split evenly over the strategy's devices."""
     replicas = distribute.replicas(config.strategy)
     if config.batch_size % replicas:
         raise ValueError(f"batch_size {config.batch_size} must be a multiple of the {replicas} devices of "
                          f"strategy {config.strategy!r}")
     drop = replicas > 1
-    augment = (data_lib.augmentation(config.image_size, flip=config.flip, translate=config.translate,
-                                     seed=config.seed) if config.augment else None)
-    train = data_lib.from_arrays(*arrays["train"][:2], num_classes=config.num_classes, image_size=config.image_size,
-                                 channels=config.channels, batch_size=config.batch_size, seed=config.seed,
-                                 augment=augment, drop_remainder=drop, resize=config.resize)
-    test = data_lib.from_arrays(*arrays["test"][:2], num_classes=config.num_classes, image_size=config.image_size,
-                                channels=config.channels, batch_size=config.batch_size, shuffle=False,
-                                drop_remainder=drop, resize=config.resize)
-    train = data_lib.mix_batches(train, config.num_classes, mixup=config.mixup, cutmix=config.cutmix,
-                                 seed=config.seed)
-    test = data_lib.mix_batches(test, config.num_classes)
+    augment = (data_lib.Augmentation(translate=config.translate, flip=config.flip, mixup=config.mixup,
+                                     cutmix=config.cutmix) if config.augment else
+               data_lib.Augmentation(translate=0.0, mixup=config.mixup, cutmix=config.cutmix))
+    common = {"num_classes": config.num_classes, "image_size": config.image_size, "channels": config.channels,
+              "batch_size": config.batch_size, "one_hot": True, "drop_remainder": drop, "resize": config.resize}
+    train = data_lib.from_arrays(*arrays["train"][:2], seed=config.seed, augment=augment, epoch=epoch, **common)
+    test = data_lib.from_arrays(*arrays["test"][:2], shuffle=False, **common)
     steps = len(arrays["train"].labels) // config.batch_size if drop else \
         math.ceil(len(arrays["train"].labels) / config.batch_size)
     return for_outputs(train, model), for_outputs(test, model), steps
@@ -518,16 +545,32 @@ def _callbacks(run_dir: Path, model, resume, ema=0.0):
     # The backup comes first: it saves the training weights (and the average in the optimizer);
     # with a weight average, validation and the checkpoints after it see the averaged weights.
     averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
+    # history.csv's row comes before the backup: a run killed between the two has one row more than its
+    # backup, which the resume removes (_resume_point); the other way round, the row would be lost.
     return [
         EpochTimer(),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         *averaging,
         AtomicCheckpoint(run_dir / "last.keras"),
         AtomicCheckpoint(run_dir / "best.keras", monitor=monitor, mode="max", best_only=True,
                          best_value=best_so_far),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0),
     ]
+
+
+def _resume_point(run_dir: Path, writer=True) -> int:
+    """The epochs a run's backup holds (Keras' ``backup/training_metadata.json``; 0 without one). Rows of
+    ``history.csv`` past it (an epoch logged, then killed before its backup) are removed (by ``writer``):
+    that epoch runs again."""
+    metadata = run_dir / "backup" / "training_metadata.json"
+    finished = int(json.loads(metadata.read_text())["epoch"]) if metadata.exists() else 0
+    history = run_dir / "history.csv"
+    if writer and history.exists():
+        lines = history.read_text().splitlines(keepends=True)
+        if len(lines) > finished + 1:  # the header and one row per finished epoch
+            write_text(history, "".join(lines[:finished + 1]))
+    return finished
 
 
 class _RestoreOnly(keras.callbacks.BackupAndRestore):
