@@ -7,7 +7,7 @@ resumed run equals the uninterrupted one. Each net is built twice from one seed 
 ``train`` compiles it; one copy traces and runs its steps with op determinism on, the other with it
 off (TensorFlow's internal ``disable_op_determinism`` switches it back between rounds), in
 alternating rounds so both see the same machine. Reported per net: the median step time of each and
-the ratio on/off, and whether two copies trained with determinism on end with identical weights.
+the ratio on/off, and, for each mode, whether a second copy trained as long ends with identical weights.
 
     python benchmarks/determinism_cost.py                       # lenet5, resnet20, mobilenet_v3_small
     python benchmarks/determinism_cost.py resnet18 --image-size 64 --json results/determinism_cost.json
@@ -70,16 +70,17 @@ def measure(name, image_size, batch_size, steps):
                 started = time.perf_counter()
                 models[mode].train_on_batch(x, y)
                 times[mode].append(time.perf_counter() - started)
-    # reproducibility: a third copy trained with determinism on for the same steps as "on"
-    _set_determinism(True)
-    twin = _compiled(name, image_size, channels, steps)
-    for _ in range(1 + len(times["on"])):
-        twin.train_on_batch(x, y)
     row = {"model": name, "image_size": image_size, "batch_size": batch_size, "steps": len(times["on"])}
     for mode in modes:
         row[f"step_ms_{mode}"] = round(1000 * statistics.median(times[mode]), 2)
     row["ratio_on_over_off"] = round(row["step_ms_on"] / row["step_ms_off"], 3)
-    row["on_twin_identical"] = weights_digest(twin) == weights_digest(models["on"])
+    # reproducibility: a twin of each, trained in its mode for as many steps, ends with the same weights?
+    for mode, on in modes.items():
+        _set_determinism(on)
+        twin = _compiled(name, image_size, channels, steps)
+        for _ in range(1 + len(times[mode])):
+            twin.train_on_batch(x, y)
+        row[f"{mode}_twin_identical"] = weights_digest(twin) == weights_digest(models[mode])
     return row
 
 

@@ -446,6 +446,8 @@ def check_settings(config: RunConfig) -> RunConfig:
         if getattr(config, key) not in (None, 0) and not config.weights:
             raise ValueError(f"{key}={getattr(config, key)!r} needs weights (a checkpoint to fine-tune), "
                              "received weights=None")
+    if config.deterministic not in (True, False):
+        raise ValueError(f"deterministic must be True or False, received {config.deterministic!r}")
     if config.train_batch_norm not in (None, True, False):
         raise ValueError(f"train_batch_norm must be True or False, received {config.train_batch_norm!r}")
     if config.freeze_epochs and config.freeze_epochs >= config.epochs:
