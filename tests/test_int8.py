@@ -130,6 +130,20 @@ def test_mobilenet_v3_large_int8_keeps_accuracy_on_digits(tmp_path):
     assert report["xnnpack_partitions"] == 2 and report["ops_outside_xnnpack"] == {"SOFTMAX": 1}
     int8_accuracy = float(np.mean(run_tflite(path, test_images).argmax(-1) == test_arrays.labels))
     assert int8_accuracy >= float_accuracy - 0.01, (float_accuracy, int8_accuracy)
+    # the stem and the depthwise convolutions kept float (issue 36): those ops float, the file as accurate,
+    # its probabilities as close to Keras' as the all-int8 file's (within a tenth)
+    mixed_path = tmp_path / f"{name}_mixed.tflite"
+    mixed = export_tflite(result.model, mixed_path, quantize="int8", representative_data=representative,
+                          keep_float=["stem_conv", "DEPTHWISE_CONV_2D"])
+    precisions = mixed["quantization"]["op_precisions"]["ops"]
+    assert set(precisions["DEPTHWISE_CONV_2D"]) == {"float32"} and precisions["CONV_2D"]["float32"] == 1, precisions
+    expected = result.model.predict(test_images, verbose=0)
+    mixed_probabilities, int8_probabilities = run_tflite(mixed_path, test_images), run_tflite(path, test_images)
+    mixed_accuracy = float(np.mean(mixed_probabilities.argmax(-1) == test_arrays.labels))
+    assert mixed_accuracy >= float_accuracy - 0.01, (float_accuracy, int8_accuracy, mixed_accuracy)
+    mixed_error = float(np.abs(mixed_probabilities - expected).mean())
+    int8_error = float(np.abs(int8_probabilities - expected).mean())
+    assert mixed_error <= int8_error + 0.1 * abs(int8_error) + 1e-3, (mixed_error, int8_error)
 
 
 def test_bench_int8_summary_gives_speedup_and_partitions():
@@ -152,3 +166,27 @@ def test_bench_int8_summary_gives_speedup_and_partitions():
         "keras_applications": "MobileNetV3Small", "keras_int8_ms": 5.5, "keras_int8_speedup": 0.8,
         "keras_int8_partitions": 3}]
     assert int8_summary(rows[:2]) == []  # no int8 row: nothing to compare
+
+
+def test_keep_float_leaves_the_named_op_kinds_and_layers_float(tmp_path):
+    """Selective quantization (issue 36): the named op kind and layer stay float32, everything else is int8,
+    with QUANTIZE/DEQUANTIZE at the borders; unknown names are a ValueError with close matches."""
+    model = keras_cnn.build("mobilenet_v3_small", num_classes=10, input_shape=(64, 64, 3))
+    representative = np.random.default_rng(0).uniform(0, 1, (8, 64, 64, 3)).astype("float32")
+    report = export_tflite(model, tmp_path / "mixed.tflite", quantize="int8", representative_data=representative,
+                           keep_float=["DEPTHWISE_CONV_2D", "stem_conv"])
+    precisions = report["quantization"]["op_precisions"]["ops"]
+    assert set(precisions["DEPTHWISE_CONV_2D"]) == {"float32"}, precisions
+    assert precisions["CONV_2D"]["float32"] == 1 and precisions["CONV_2D"]["int8"] == 40, precisions  # the stem
+    assert set(precisions["ADD"]) == {"int8"} and set(precisions["FULLY_CONNECTED"]) == {"int8"}
+    assert report["quantization"]["op_precisions"]["borders"] > 2
+    assert report["quantization"]["kept_float"] == {"op_kinds": ["DEPTHWISE_CONV_2D"], "layers": ["stem_conv"],
+                                                    "nodes": 1}
+    assert json.loads((tmp_path / "mixed.tflite.json").read_text())["quantization"]["kept_float"]["layers"] == \
+        ["stem_conv"]
+    with pytest.raises(ValueError, match="'stem_cnv' is neither an op kind.*close: stem_conv"):
+        export_tflite(model, tmp_path / "bad.tflite", quantize="int8", representative_data=representative,
+                      keep_float=["stem_cnv"])
+    with pytest.raises(ValueError, match="keep_float=\\['ADD'\\] applies to quantize='int8'"):
+        export_tflite(model, tmp_path / "bad.tflite", keep_float="ADD")
+    assert not (tmp_path / "bad.tflite").exists()

@@ -44,6 +44,10 @@ def cmd_export(args):
                                                     args.calibration_count or DEFAULT_COUNT)
     elif args.format == "tflite" and args.quantize == "dynamic" and config is not None:
         verify = run_images(config)[1]  # dynamic range calibrates nothing: checked on a run's test images if here
+    keep_float = [name.strip() for name in args.keep_float.split(",") if name.strip()] if args.keep_float else None
+    if keep_float is not None and (args.format != "tflite" or args.quantize != "int8"):
+        raise ValueError(f"--keep-float needs --format tflite --quantize int8, received --format {args.format} "
+                         f"--quantize {args.quantize}")
     if args.int8_io and args.quantize != "int8":
         raise ValueError(f"--int8-io needs --quantize int8, received --quantize {args.quantize}")
     output = Path(args.output or Path("savedmodels") / name)
@@ -57,7 +61,8 @@ def cmd_export(args):
         report = export_tflite(model, output / f"{name}{suffix}.tflite", quantize=args.quantize,
                                batch_size=args.batch_size, class_names=classes, int8_io=args.int8_io or False,
                                representative_data=representative if args.quantize == "int8" else None,
-                               verify_data=verify if args.quantize in ("int8", "dynamic") else None)
+                               verify_data=verify if args.quantize in ("int8", "dynamic") else None,
+                               keep_float=keep_float)
     print(json.dumps(report, indent=2, default=str))
     return 0
 
@@ -125,6 +130,9 @@ def add_parsers(sub):
                         "photos, the default otherwise)")
     p.add_argument("--calibration-count", type=int, default=None, metavar="N",
                    help=f"int8: how many calibration images (default {DEFAULT_COUNT})")
+    p.add_argument("--keep-float", default=None, metavar="OPS_OR_LAYERS",
+                   help="int8: comma-separated TFLite op kinds (DEPTHWISE_CONV_2D, ADD, ...) and/or layer names "
+                        "(stem_conv) that stay float32 in the int8 file (QUANTIZE/DEQUANTIZE at the borders)")
     p.add_argument("--batch-size", type=int, default=1, help="fixed batch size of the .tflite file")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--input-shape", default=None, help="H,W,C for a registry name")

@@ -25,7 +25,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -36,7 +38,13 @@ from keras_cnn.atomic import atomic_path, write_bytes, write_text
 from keras_cnn.deploy import calibration
 from keras_cnn.deploy.int8 import needs_int8_rewrite, prepare_for_int8
 from keras_cnn.deploy.reparameterize import reparameterize
-from keras_cnn.deploy.tflite import inspect_tflite, run_tflite, softmax_inputs  # noqa: F401  (public here too)
+from keras_cnn.deploy.tflite import (  # noqa: F401  (public here too)
+    inspect_tflite,
+    op_outputs,
+    op_precisions,
+    run_tflite,
+    softmax_inputs,
+)
 from keras_cnn.layers.input_normalization import InputNormalization
 
 QUANTIZE_MODES = (None, "float16", "dynamic", "int8")
@@ -159,7 +167,7 @@ def _verify_saved_model(directory, model, shape):
 # --------------------------------------------------------------------------- TFLite
 def export_tflite(model, path, *, quantize=None, representative_data=None, calibration_count=calibration.DEFAULT_COUNT,
                   batch_size=1, int8_io=False, class_names=None, fold_batch_norm=True, fuse_repvgg=True,
-                  int8_rewrite=True, verify=True, verify_data=None, tolerance=None):
+                  int8_rewrite=True, verify=True, verify_data=None, tolerance=None, keep_float=None):
     """Convert ``model`` to a ``.tflite`` file, verify it, write it and its JSON report atomically.
 
     Args:
@@ -184,6 +192,10 @@ def export_tflite(model, path, *, quantize=None, representative_data=None, calib
             only to measure what they buy).
         int8_rewrite: with ``"int8"``, write h-swish in ops XNNPACK runs in int8
             (:mod:`keras_cnn.deploy.int8`; on by default, off only to measure what it buys).
+        keep_float: with ``"int8"``, what stays float32 in an otherwise int8 file (TFLite's selective
+            quantization; QUANTIZE/DEQUANTIZE ops at the borders): TFLite op kinds (``"DEPTHWISE_CONV_2D"``,
+            ``"ADD"``, ...) and/or layer names of the model (``"stem_conv"``). The report's
+            ``quantization.kept_float`` lists them, the file's float and int8 ops per kind and its borders.
 
     Returns:
         the report dict (also written to ``<path>.json``).
@@ -193,11 +205,12 @@ def export_tflite(model, path, *, quantize=None, representative_data=None, calib
         raise ValueError(f"int8_io must be one of {list(INT8_IO)}, received {int8_io!r}")
     if int8_io and quantize != "int8":
         raise ValueError(f"int8_io={int8_io!r} needs quantize='int8', received quantize={quantize!r}")
+    keep_float = _check_keep_float(keep_float, quantize, int8_io)
     rewrite = int8_rewrite and quantize == "int8"
     with _traced(model, batch_size, fold_batch_norm, fuse_repvgg, int8_rewrite=rewrite) as traced:
         return _convert_and_write(traced, Path(path), quantize, representative_data=representative_data,
                                   calibration_count=calibration_count, int8_io=int8_io, class_names=class_names,
-                                  verify=verify, verify_data=verify_data, tolerance=tolerance)
+                                  verify=verify, verify_data=verify_data, tolerance=tolerance, keep_float=keep_float)
 
 
 def export_tflite_modes(model, folder, *, name=None, modes=QUANTIZE_MODES, representative_data=None,
@@ -299,8 +312,59 @@ def _frozen_serving_function(model, shape):
     return serve.get_concrete_function()
 
 
+def _check_keep_float(keep_float, quantize, int8_io) -> tuple:
+    if keep_float is None or keep_float == () or keep_float == []:
+        return ()
+    names = (keep_float,) if isinstance(keep_float, str) else tuple(keep_float)
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise ValueError(f"keep_float must be op kinds or layer names (strings), received {keep_float!r}")
+    if quantize != "int8":
+        raise ValueError(f"keep_float={list(names)} applies to quantize='int8', received quantize={quantize!r}")
+    if int8_io:
+        raise ValueError(f"keep_float={list(names)} keeps float32 input and output: received int8_io={int8_io!r}")
+    return names
+
+
+def _selectively_quantized(converter, keep_float) -> tuple[bytes, dict]:
+    """Calibrate, then quantize everything to int8 except ``keep_float`` (op kinds, or layer names
+    matched against the op output tensors' names), as ``tf.lite.experimental.QuantizationDebugger``
+    does with its deny-lists; returns the flatbuffer and what was kept float."""
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as tflite_convert  # mlir_quantize: TF's own selective path
+
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+    outputs = op_outputs(calibrated)  # [(op kind, output tensor name)]
+    kinds = sorted({kind for kind, _ in outputs})
+    ops = [name for name in keep_float if name in kinds]
+    layers = [name for name in keep_float if name not in kinds]
+    nodes = []
+    for layer in layers:
+        matched = [tensor for _, tensor in outputs if _names_layer(tensor, layer)]
+        if not matched:
+            close = difflib.get_close_matches(layer, kinds + sorted(_layer_names(outputs)), n=3)
+            raise ValueError(f"keep_float: {layer!r} is neither an op kind of this model ({', '.join(kinds)}) nor a "
+                             f"layer whose ops it has{'; close: ' + ', '.join(close) if close else ''}")
+        nodes += matched
+    flatbuffer = tflite_convert.mlir_quantize(calibrated, fully_quantize=False, denylisted_ops=ops or None,
+                                              denylisted_nodes=nodes or None)
+    return flatbuffer, {"op_kinds": ops, "layers": layers, "nodes": len(nodes)}
+
+
+def _names_layer(tensor_name: str, layer: str) -> bool:
+    """Whether an op's output tensor name (``model_1/stem_conv_1/convolution;...``) comes from ``layer``."""
+    return any(segment == layer or re.fullmatch(rf"{re.escape(layer)}_\d+", segment)
+               for part in tensor_name.split(";") for segment in part.split("/"))
+
+
+def _layer_names(outputs) -> set:
+    return {re.sub(r"_\d+$", "", part.split("/")[1]) for _, tensor in outputs
+            for part in tensor.split(";") if part.count("/") >= 2}
+
+
 def _convert_and_write(traced, path, quantize, *, representative_data=None, calibration_count=calibration.DEFAULT_COUNT,
-                       int8_io=False, class_names=None, verify=True, verify_data=None, tolerance=None):
+                       int8_io=False, class_names=None, verify=True, verify_data=None, tolerance=None, keep_float=()):
     import tensorflow as tf
 
     shape = traced.shape
@@ -323,8 +387,14 @@ def _convert_and_write(traced, path, quantize, *, representative_data=None, cali
             io_type = tf.uint8 if int8_io == "uint8" else tf.int8
             converter.inference_input_type = io_type
             converter.inference_output_type = io_type
+    kept = None
     try:
-        flatbuffer = converter.convert()
+        if keep_float:
+            flatbuffer, kept = _selectively_quantized(converter, keep_float)
+        else:
+            flatbuffer = converter.convert()
+    except ValueError:
+        raise
     except Exception as error:
         raise ExportError(f"TFLite conversion with builtin ops only failed: {error}") from error
     report = inspect_tflite(flatbuffer)
@@ -335,6 +405,9 @@ def _convert_and_write(traced, path, quantize, *, representative_data=None, cali
                    "class_names": list(class_names) if class_names else None})
     if quantize == "int8":
         report["quantization"] = _int8_details(flatbuffer, representative_data, calibrated_on, shape, traced.rewrites)
+        report["quantization"]["op_precisions"] = op_precisions(flatbuffer)
+        if kept is not None:
+            report["quantization"]["kept_float"] = kept
     if report["flex_ops"] or report["dynamic_shape_ops"]:
         raise ExportError(f"{path.name}: Flex ops {report['flex_ops']} / dynamic-shape ops "
                           f"{report['dynamic_shape_ops']} in the converted graph; nothing was written")

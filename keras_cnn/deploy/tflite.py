@@ -61,6 +61,34 @@ def inspect_tflite(flatbuffer) -> dict:
             "ops_outside_xnnpack": {name: outside.count(name) for name in sorted(set(outside))}}
 
 
+def _ops_and_tensors(flatbuffer):
+    interpreter = make_interpreter(flatbuffer, xnnpack=False)
+    tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
+    return [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"], tensors
+
+
+def op_outputs(flatbuffer) -> list[tuple[str, str]]:
+    """``(op kind, name of its first output tensor)`` for every op of a file, in order."""
+    ops, tensors = _ops_and_tensors(flatbuffer)
+    return [(op["op_name"], tensors[int(op["outputs"][0])]["name"]) for op in ops if len(op["outputs"])]
+
+
+def op_precisions(flatbuffer) -> dict:
+    """``{op kind: {"int8": n, "float32": n}}`` by the dtype of each op's first input, and ``borders``: the
+    QUANTIZE and DEQUANTIZE ops, each a hand-over between float32 and int8."""
+    ops, tensors = _ops_and_tensors(flatbuffer)
+    table, borders = {}, 0
+    for op in ops:
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            borders += 1
+            continue
+        dtype = np.dtype(tensors[int(op["inputs"][0])]["dtype"]).name if len(op["inputs"]) else "none"
+        kind = "float32" if dtype == "float32" else "int8" if dtype in ("int8", "uint8", "int16") else dtype
+        table.setdefault(op["op_name"], {}).setdefault(kind, 0)
+        table[op["op_name"]][kind] += 1
+    return {"ops": dict(sorted(table.items())), "borders": borders}
+
+
 def io_quantization(flatbuffer) -> dict:
     """dtype, shape, and for an integer tensor its scale and zero point (``real = scale * (q - zero)``),
     of the file's input and output: what a camera pipeline feeding int8 needs."""
