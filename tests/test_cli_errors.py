@@ -325,6 +325,17 @@ def export_savedmodel_quantize(tmp, s):
             ["--quantize int8", "tflite"])
 
 
+def export_keep_float_misspelled(tmp, s):
+    return (["export", "mobilenet_v3_small", "--input-shape", "32,32,3", "--format", "tflite", "--quantize", "int8",
+             "--calibration-data", "digits", "--calibration-count", "8", "--keep-float", "stem_cnv", "--output",
+             tmp / "exported"], ["'stem_cnv'", "stem_conv"])
+
+
+def export_keep_float_without_int8(tmp, s):
+    return (["export", "lenet5", "--format", "tflite", "--keep-float", "ADD", "--output", tmp / "exported"],
+            ["--keep-float", "--quantize int8"])
+
+
 def models_pattern_with_write(tmp, s):
     return ["models", "lenet*", "--write", tmp / "MODELS.md"], ["'lenet*'", "--write"]
 
@@ -344,11 +355,13 @@ CASES = [predict_text_as_png, predict_missing_image, predict_folder_without_imag
          train_resume_changed_settings, train_resume_other_model, train_resume_other_dataset,
          train_warmup_over_epochs, train_folder_one_class, tune_directory_is_a_file, tune_max_trials_0,
          tflite_bench_runs_0, tflite_bench_warmup_negative, export_savedmodel_quantize, models_pattern_with_write,
-         evaluate_keras_file_without_run_config]
+         evaluate_keras_file_without_run_config,
+         # issue #36: selective quantization's names
+         export_keep_float_misspelled, export_keep_float_without_int8]
 
 
 FRESH_PROCESS_CASES = [export_format_onnx, train_idx_gz_cut_in_half, evaluate_truncated_keras, info_misspelled,
-                       tflite_bench_not_tflite, train_resume_changed_settings]
+                       tflite_bench_not_tflite, train_resume_changed_settings, export_keep_float_misspelled]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
