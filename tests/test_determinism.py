@@ -10,7 +10,7 @@ import pytest
 
 import keras_cnn
 from keras_cnn.layers.drop_path import DropPath
-from keras_cnn.training.callbacks import EpochSeeds, seed_generators
+from keras_cnn.training.callbacks import EpochSeeds, backup_epoch, seed_generators
 
 
 def _net():
@@ -61,3 +61,24 @@ def test_a_run_with_dropout_and_drop_path_interrupted_inside_an_epoch_resumes_ex
     for key, values in straight.history.items():
         if key != "epoch_seconds":
             assert resumed.history[key] == values, key
+
+
+def test_the_backup_is_one_atomic_file_that_says_its_epoch(tmp_path):
+    """A kill between the backup's weights and its JSON (the weights renamed into place, the JSON still the
+    previous epoch's) resumes from the epoch the weights hold; a temporary file a kill left is removed;
+    history.csv rows past the backup are dropped so that epoch runs again."""
+    run = tmp_path / "run"
+    settings = {"dataset": "digits", "batch_size": 64, "limit": 256, "verbose": 0}
+    keras_cnn.train(_net(), output=run, epochs=2, **settings)
+    assert backup_epoch(run / "backup") == 2
+    (run / "backup" / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    (run / "backup" / ".latest.abc123.tmp.weights.h5").write_bytes(b"cut short")
+    with open(run / "history.csv", "a") as history:  # a row logged for epoch 3, killed before its backup
+        history.write("2" + ",0" * (len(history_header(run)) - 1) + "\n")
+    resumed = keras_cnn.train(_net(), output=run, resume=True, epochs=4, **settings)
+    assert resumed.summary["resumed_from_epoch"] == 2 and list(resumed.history["epoch"]) == [0, 1, 2, 3]
+    assert not list((run / "backup").glob(".latest.*")) and backup_epoch(run / "backup") == 4
+
+
+def history_header(run):
+    return (run / "history.csv").read_text().splitlines()[0].split(",")

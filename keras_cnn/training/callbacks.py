@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_cnn.atomic import atomic_path
+from keras_cnn.atomic import atomic_path, write_text
 from keras_cnn.training.logits import saving_probabilities
 
 
@@ -72,6 +73,53 @@ def save_atomically(model, path):
     """``model.save(path)`` through a temporary file and a rename, always with the softmax outputs."""
     with atomic_path(path) as tmp, saving_probabilities(model):  # a checkpoint taken inside fitting_on_logits
         model.save(tmp)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' ``BackupAndRestore`` with a backup that a kill at any moment leaves whole.
+
+    Keras writes ``latest.weights.h5`` (weights and optimizer state: hundreds of MB for a big net) in
+    place, then ``training_metadata.json`` (the epoch): a run killed while the weights were written
+    could not resume, and one killed between the two files resumed the wrong epoch. Here the weights
+    and the epoch they belong to (an attribute of the file) are written under a temporary name and
+    renamed over the backup in one step; the JSON is still written for Keras' own reader. A temporary
+    file left by a kill is removed at the next start.
+    """
+
+    EPOCH_ATTRIBUTE = "keras_cnn_backup_epoch"
+
+    def on_train_begin(self, logs=None):
+        for stale in Path(self.backup_dir).glob(".latest.*.tmp*"):
+            stale.unlink(missing_ok=True)
+        super().on_train_begin(logs)
+
+    def _save_model(self):
+        import h5py
+
+        with atomic_path(self._weights_path) as tmp:
+            self.model.save_weights(str(tmp), overwrite=True)
+            with h5py.File(tmp, "a") as file:
+                file.attrs[self.EPOCH_ATTRIBUTE] = int(self._current_epoch)
+        write_text(self._training_metadata_path,
+                   json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+
+    def _load_model(self):
+        super()._load_model()
+        if Path(self._weights_path).exists():
+            self.model._initial_epoch = backup_epoch(Path(self.backup_dir))
+
+
+def backup_epoch(folder: Path) -> int:
+    """The epochs a backup folder's weights hold: the attribute :class:`AtomicBackupAndRestore` writes into
+    them, else (a backup written by Keras itself) its ``training_metadata.json``; 0 without a backup."""
+    import h5py
+
+    weights, metadata = Path(folder) / "latest.weights.h5", Path(folder) / "training_metadata.json"
+    if weights.exists():
+        with h5py.File(weights, "r") as file:
+            if AtomicBackupAndRestore.EPOCH_ATTRIBUTE in file.attrs:
+                return int(file.attrs[AtomicBackupAndRestore.EPOCH_ATTRIBUTE])
+    return int(json.loads(metadata.read_text())["epoch"]) if metadata.exists() else 0
 
 
 class EpochSeeds(keras.callbacks.Callback):

@@ -33,11 +33,13 @@ from keras_cnn.models.spec import Recipe
 from keras_cnn.registry import build, get_spec, recipe_for
 from keras_cnn.training import distribute
 from keras_cnn.training.callbacks import (
+    AtomicBackupAndRestore,
     AtomicCheckpoint,
     EpochSeeds,
     EpochTimer,
     ProgressWatchdog,
     UnfreezeBackbone,
+    backup_epoch,
 )
 from keras_cnn.training.fine_tune import BACKBONE_LR_FACTOR, FREEZE_EPOCHS, fine_tune
 from keras_cnn.training.logits import fitting_on_logits
@@ -552,7 +554,7 @@ def _callbacks(run_dir: Path, model, resume, ema=0.0):
     return [
         EpochTimer(),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+        AtomicBackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         *averaging,
         AtomicCheckpoint(run_dir / "last.keras"),
         AtomicCheckpoint(run_dir / "best.keras", monitor=monitor, mode="max", best_only=True,
@@ -562,11 +564,10 @@ def _callbacks(run_dir: Path, model, resume, ema=0.0):
 
 
 def _resume_point(run_dir: Path, writer=True) -> int:
-    """The epochs a run's backup holds (Keras' ``backup/training_metadata.json``; 0 without one). Rows of
+    """The epochs a run's backup holds (:func:`~keras_cnn.training.callbacks.backup_epoch`). Rows of
     ``history.csv`` past it (an epoch logged, then killed before its backup) are removed (by ``writer``):
     that epoch runs again."""
-    metadata = run_dir / "backup" / "training_metadata.json"
-    finished = int(json.loads(metadata.read_text())["epoch"]) if metadata.exists() else 0
+    finished = backup_epoch(run_dir / "backup")
     history = run_dir / "history.csv"
     if writer and history.exists():
         lines = history.read_text().splitlines(keepends=True)
@@ -575,7 +576,7 @@ def _resume_point(run_dir: Path, writer=True) -> int:
     return finished
 
 
-class _RestoreOnly(keras.callbacks.BackupAndRestore):
+class _RestoreOnly(AtomicBackupAndRestore):
     """``BackupAndRestore`` that restores process 0's backup and never writes (the other processes of a group)."""
 
     def _save_model(self):
