@@ -171,7 +171,8 @@ class KeyMap:
     its path (``stage1_block1_conv1_conv``; nested layers ``stage1_block1_se/reduce``); the first
     pattern that matches the whole path gives the reference module prefix through ``template``,
     where ``{1}`` is the pattern's first group and ``{1-1}`` that group as a number minus one
-    (PyTorch counts blocks from 0). The variable's own name follows from the layer type (a
+    (PyTorch counts blocks from 0; ``{1-2}`` minus two, where our stages are numbered from 2 as the
+    paper's are). The variable's own name follows from the layer type (a
     ``Conv2D`` kernel is ``PREFIX.weight``, a ``BatchNormalization`` moving mean
     ``PREFIX.running_mean``, ...), with the transposes the layer needs (:mod:`keras_cnn.weights`).
     A template of ``None`` means the layer has no counterpart in the reference.
@@ -220,13 +221,13 @@ class KeyMap:
 
 
 def _fill(template: str, match: re.Match) -> str:
-    """``template`` with ``{n}`` -> group n of ``match``, ``{n-1}`` -> that group as a number minus one."""
+    """``template`` with ``{n}`` -> group n of ``match``, ``{n-k}`` -> that group as a number minus k."""
 
     def group(field):
         value = match.group(int(field.group(1)))
-        return str(int(value) - 1) if field.group(2) else value
+        return str(int(value) - int(field.group(2))) if field.group(2) else value
 
-    return re.sub(r"\{(\d+)(-1)?\}", group, template)
+    return re.sub(r"\{(\d+)(?:-(\d+))?\}", group, template)
 
 
 @dataclasses.dataclass(frozen=True)
