@@ -19,9 +19,9 @@ from keras_cnn.registry import RECURSION_LIMIT, Variant, build, get_spec, list_m
 from keras_cnn.training import schedules  # noqa: F401
 from keras_cnn.training.run import train
 
-# Keras walks a functional graph recursively (building, cloning, loading a saved model), past Python's default
-# limit of 1,000 frames for the paper's ResNet-1202 (4,210 layers). Loading any keras_cnn model imports keras_cnn
-# (for its layers), so the limit is raised here, never lowered.
+# Keras walks a functional graph recursively (building, cloning, loading a saved model): the paper's ResNet-1202
+# (4,210 layers) needs more than Python's default limit of 1,000 frames. Loading any keras_cnn model imports
+# keras_cnn (for its layers), so the limit is raised here (registry.RECURSION_LIMIT), never lowered.
 sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
 
 __all__ = ["build", "get_spec", "list_models", "model_info", "register_model", "reparameterize", "train", "Variant",
