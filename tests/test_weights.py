@@ -389,6 +389,11 @@ def test_cifar_resnets_declare_akamaster_files_by_their_sha256():
     with pytest.raises(ValueError, match="resnet18: no akamaster checkpoint is known for this variant; it has "
                                          "torchvision checkpoints"):
         keras_cnn.build("resnet18", weights="akamaster")
+    from keras_cnn.models.spec import Checkpoint
+
+    with pytest.raises(ValueError, match=r"checkpoint 'x': dataset must be one of \('imagenet', 'cifar10'\), "
+                                         r"received 'mnist'"):
+        Checkpoint(url="https://example.invalid/x.pth", sha256="", layout="timm", tag="x", dataset="mnist")
     info = keras_cnn.model_info("resnet20", measure=False)["checkpoints"]
     assert info == [{"source": "akamaster:resnet20", "url": get_spec("resnet20").checkpoints[0].url,
                      "sha256": full[20], "downloads": True, "top1": 91.73, "num_classes": 10,
