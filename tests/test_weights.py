@@ -486,6 +486,14 @@ def test_a_cifar_checkpoint_converts_predicts_cifar10_classes_and_evaluates(tmp_
     rebuilt = keras_cnn.build("resnet20", weights=str(h5_file))
     assert rebuilt.get_layer("checkpoint_normalization").dataset == "cifar10"
 
+    # a run fine-tuning the checkpoint on another data set (digits' ten classes) no longer names CIFAR-10's
+    from keras_cnn.training.run import RunConfig, build_from_config
+
+    for dataset, recorded in (("digits", ""), ("cifar10", "cifar10")):
+        config = RunConfig(model="resnet20", dataset=dataset, weights=str(th), image_size=32, channels=3,
+                           num_classes=10)
+        assert build_from_config(config).get_layer("checkpoint_normalization").dataset == recorded, dataset
+
 
 def test_damaged_files_are_value_errors(tmp_path, resnet18_pth):
     content = resnet18_pth.read_bytes()
