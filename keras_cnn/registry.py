@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
+import sys
 
 import keras
 
@@ -32,6 +33,11 @@ from keras_cnn.models.spec import (  # noqa: F401  (Variant, register_model: pub
     register_model,
 )
 from keras_cnn.weights.keras_file import read_metadata as read_weights_metadata
+
+#: Python's recursion limit ``import keras_cnn`` raises to (never lowers): Keras walks a functional graph
+#: recursively (building, cloning, loading a saved model), and the deepest registered net, resnet1202 (4,210
+#: layers), needs 1,000-1,500 frames just to build (measured), past Python's default of 1,000.
+RECURSION_LIMIT = 10_000
 
 
 def natural_key(name: str) -> tuple:
@@ -152,9 +158,10 @@ def build(
         pooling: with ``include_top=False``: None (4-D feature map), ``"avg"`` or ``"max"``.
         classifier_activation: activation of the output layer (``None`` returns logits).
         weights: None (random initialization); ``"imagenet"`` (the variant's default ImageNet
-            checkpoint: the first of ``model_info(name)["checkpoints"]``), ``"torchvision"`` /
-            ``"timm"`` (the variant's published checkpoint of that library, downloaded once and
-            hash-checked) or ``"LIBRARY:TAG"``; the path
+            checkpoint: the first ImageNet one of ``model_info(name)["checkpoints"]``; ``"cifar10"``
+            the same for CIFAR-10), ``"torchvision"`` / ``"timm"`` / ``"akamaster"`` (the variant's
+            published checkpoint of that library, downloaded once and hash-checked) or
+            ``"LIBRARY:TAG"``; the path
             of a PyTorch state_dict (``.pth``/``.pt``/``.th``/``.bin``), a ``.safetensors`` file or a timm
             folder; or a Keras ``.weights.h5`` file. A checkpoint puts its input normalization in
             the model (it takes [0, 1] images); with another ``num_classes`` than the checkpoint's
@@ -259,7 +266,8 @@ def _assemble(spec, shape, num_classes, include_top, pooling, classifier_activat
     if preprocessing:
         x = InputNormalization(preprocessing["mean"], preprocessing["std"], resize_size=preprocessing["resize_size"],
                                crop_size=preprocessing["crop_size"], interpolation=preprocessing["interpolation"],
-                               checkpoint=preprocessing["checkpoint"], name="checkpoint_normalization")(inputs)
+                               checkpoint=preprocessing["checkpoint"], dataset=preprocessing.get("dataset") or "",
+                               name="checkpoint_normalization")(inputs)
     try:
         outputs = spec.builder(
             inputs=x,
@@ -282,4 +290,9 @@ def _assemble(spec, shape, num_classes, include_top, pooling, classifier_activat
         ) from error
     if isinstance(outputs, keras.Model):
         return outputs
-    return keras.Model(inputs, outputs, name=spec.name)
+    try:
+        return keras.Model(inputs, outputs, name=spec.name)
+    except RecursionError:  # Keras walks the graph recursively (resnet110: about 150 frames, resnet1202: 1,500)
+        raise ValueError(f"{spec.name}: the network is too deep for Keras to walk its graph within Python's recursion "
+                         f"limit ({sys.getrecursionlimit()}; importing keras_cnn raises it to at least "
+                         f"{RECURSION_LIMIT:,}); raise it with sys.setrecursionlimit() and build again") from None

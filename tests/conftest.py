@@ -61,7 +61,14 @@ def rng():
     return np.random.default_rng(0)
 
 
-def forward_without_drawing(build, x, seed=0):
+#: Nets whose forward pass on untrained values overflows float32 in inference mode: resnet1202's 600 residual
+#: blocks each add a branch about as large as their input while BatchNorm uses fixed statistics, so the activations
+#: double about 600 times (a freshly initialized Keras copy gives NaN too). The harnesses run these in training
+#: mode, where BatchNorm normalizes with the batch's statistics, to check they give finite outputs.
+UNTRAINED_OVERFLOW = ("resnet1202",)
+
+
+def forward_without_drawing(build, x, seed=0, training=False):
     """Build a model with ``build()`` without drawing its initializers' values, run ``x`` through it on
     random values of our own, and return ``(model, outputs)`` (outputs as NumPy, in the model's structure).
 
@@ -72,7 +79,7 @@ def forward_without_drawing(build, x, seed=0):
     they are). The values come from one NumPy generator: He-uniform for kernels (``sqrt(6 / fan_in)``
     with ``fan_in`` every axis but the last), [0.5, 1.5) for vectors (positive: BatchNorm's moving
     variance is valid), zeros for integer state (seed generators); NumPy draws uniform float32 at about
-    1 ns a value.
+    1 ns a value. ``training=True`` runs BatchNorm on the batch's statistics (:data:`UNTRAINED_OVERFLOW`).
 
     This is for the harnesses that build every registered name to check its architecture (parameter
     count, output shape, finite outputs): drawing the initializers' values was most of their building
@@ -103,7 +110,7 @@ def forward_without_drawing(build, x, seed=0):
     with keras.StatelessScope(initialize_variables=False):
         model = build()
         outputs, _ = model.stateless_call(values(model.trainable_variables), values(model.non_trainable_variables),
-                                          x, training=False)
+                                          x, training=training)
         outputs = keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
     return model, outputs
 

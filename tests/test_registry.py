@@ -137,3 +137,25 @@ def test_bad_option_values_raise_value_error_naming_them():
     # structural options (stage tables) of the wrong kind: named with the variant's own values
     with pytest.raises(ValueError, match=r"cspdarknet53: cannot build with depths=7 .*own values are depths="):
         keras_cnn.build("cspdarknet53", depths=7)
+
+
+def test_deep_nets_and_the_recursion_limit():
+    """Keras walks a functional graph recursively: importing keras_cnn raises Python's limit to 10,000 frames
+    (resnet1202's 4,210 layers build, save and load within it; tests/test_models.py builds it), and a net too deep
+    for the limit in force is a ValueError saying so, not a RecursionError from inside Keras."""
+    import inspect
+    import sys
+
+    from keras_cnn.registry import RECURSION_LIMIT
+
+    assert RECURSION_LIMIT == 10_000 and sys.getrecursionlimit() >= RECURSION_LIMIT
+    limit = sys.getrecursionlimit()
+    with keras.StatelessScope(initialize_variables=False):
+        try:
+            sys.setrecursionlimit(len(inspect.stack()) + 100)  # resnet110 needs about 150 (measured)
+            with pytest.raises(ValueError, match=r"resnet110: the network is too deep for Keras to walk its graph "
+                                                 r"within Python's recursion limit \(\d+; importing keras_cnn raises "
+                                                 r"it to at least 10,000\); raise it with sys.setrecursionlimit"):
+                keras_cnn.build("resnet110")
+        finally:
+            sys.setrecursionlimit(limit)

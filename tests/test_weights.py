@@ -180,14 +180,19 @@ def test_a_file_at_the_cache_path_with_another_hash_is_moved_aside_never_deleted
 
 
 def test_imagenet_is_the_first_declared_checkpoint(server, keras_home, resnet18_pth, monkeypatch):
-    """``weights="imagenet"`` (keras.applications' word) names each variant's first declared checkpoint: for
-    resnet18 the same torchvision file as ``"torchvision"``, fetched by the same name from the mirror."""
+    """``weights="imagenet"`` (keras.applications' word) names each variant's first declared checkpoint, and
+    ``"cifar10"`` the CIFAR ResNets' (every variant's checkpoints are trained on one data set): for resnet18 the
+    same torchvision file as ``"torchvision"``, fetched by the same name from the mirror."""
     from keras_cnn.registry import get_spec
 
+    cifar = []
     for name in keras_cnn.list_models():
         spec = get_spec(name)
         if spec.checkpoints:
-            assert weights.checkpoint_for(spec, "imagenet") == spec.checkpoints[0], name
+            dataset = spec.checkpoints[0].dataset
+            assert weights.checkpoint_for(spec, dataset) == spec.checkpoints[0], name
+            cifar += [name] if dataset == "cifar10" else []
+    assert cifar == ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet1202"]
     (server.folder / "resnet18-f37072fd.pth").write_bytes(resnet18_pth.read_bytes())
     monkeypatch.setenv(MIRROR_VARIABLE, server.url)
     for source in ("torchvision", "imagenet"):
@@ -321,14 +326,173 @@ def test_a_pickled_object_other_than_tensors_is_refused(tmp_path, resnet18_state
 def test_torch_hub_th_files_read_like_pth(tmp_path, resnet18_state):
     """torch.hub's ``.th`` files as training scripts save them (akamaster/pytorch_resnet_cifar10's
     ``resnet20-12fca82f.th``): ``{"state_dict": ..., "best_prec1": ...}`` with DataParallel's ``module.`` keys. The
-    file loads like a ``.pth``; into a family without a key map (the CIFAR ResNets) the error is the layout's."""
+    file loads like a ``.pth``; into the CIFAR ResNets (akamaster's layout) the error lists the keys that differ."""
     state = {f"module.{key}": value for key, value in resnet18_state[1].items()}
     torch.save({"state_dict": state, "best_prec1": 91.78}, tmp_path / "resnet18-0123abcd.th")
     model = keras_cnn.build("resnet18", weights=str(tmp_path / "resnet18-0123abcd.th"), input_shape=(64, 64, 3))
     expected = resnet18_state[1]["conv1.weight"].numpy().transpose(2, 3, 1, 0)
     assert np.array_equal(np.array(model.get_layer("stem_conv").kernel), expected)
-    with pytest.raises(ValueError, match="resnet20: no checkpoint layout is known for this family"):
+    with pytest.raises(ValueError, match=r"resnet20: cannot load .*resnet18-0123abcd.th: missing keys .*"
+                                         r"layer1\.2\.conv1\.weight.*unexpected keys .*shape mismatches"):
         keras_cnn.build("resnet20", weights=str(tmp_path / "resnet18-0123abcd.th"))
+
+
+# --------------------------------------------------------------------------- the CIFAR ResNets' checkpoints
+def _cifar_reference(depth=20, seed=0):
+    """A CIFAR ResNet as akamaster/pytorch_resnet_cifar10 builds it, random weights and BatchNorm statistics."""
+    from test_weights_pairs import reference_model
+
+    torch.manual_seed(seed)
+    return reference_model(f"akamaster:resnet{depth}")
+
+
+def _save_th(model, path):
+    """As the repository's trainer saves a DataParallel model: ``{"state_dict": {"module." + key: ...}, ...}``."""
+    torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}, "best_prec1": 91.0}, path)
+    return path
+
+
+def _reference_logits(model, images):
+    mean, std = np.array([0.485, 0.456, 0.406], "float32"), np.array([0.229, 0.224, 0.225], "float32")
+    with torch.no_grad():
+        return model(torch.from_numpy(((images - mean) / std).transpose(0, 3, 1, 2).copy())).numpy()
+
+
+def test_cifar_resnets_declare_akamaster_files_by_their_sha256():
+    """Each CIFAR ResNet's checkpoint is akamaster/pytorch_resnet_cifar10's file (GitHub URL, ``.th``), CIFAR-10's
+    ten classes at 32x32 with ImageNet's normalization, under ``"akamaster"``, ``"akamaster:resnetN"`` and
+    ``"cifar10"``; resnet20-56 declare the full sha256 (of the published files), resnet110 and resnet1202 the 8
+    hex digits their names carry (their files were not at hand). ``"imagenet"`` is refused, naming what exists."""
+    from keras_cnn.registry import get_spec
+
+    full = {20: "12fca82f0bebc4135bf1f32f6e3710e61d5108578464b84fd6d7f5c1b04036c8",
+            32: "d509ac1820d7f25398913559d7e81a13229b1e7adc5648e3bfa5e22dc137f850",
+            44: "014dd6541728a1c700b1642ab640e211dc6eb8ed507d70697458dc8f8a0ae2e4",
+            56: "4bfd97631478d6b638d2764fd2baff3edb1d7d82252d54439343b6596b9b5367",
+            110: "1d1ed7c2", 1202: "f3b1deed"}
+    for depth, sha256 in full.items():
+        spec = get_spec(f"resnet{depth}")
+        [checkpoint] = spec.checkpoints
+        assert checkpoint.url == ("https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
+                                  f"resnet{depth}-{sha256[:8]}.th")
+        assert checkpoint.sha256 == sha256 and checkpoint.filename == f"resnet{depth}-{sha256[:8]}.th"
+        assert (checkpoint.layout, checkpoint.dataset, checkpoint.num_classes) == ("akamaster", "cifar10", 10)
+        assert (checkpoint.crop_size, checkpoint.resize_size, checkpoint.mean) == (32, 32, (0.485, 0.456, 0.406))
+        for source in ("akamaster", f"akamaster:resnet{depth}", "cifar10"):
+            assert weights.checkpoint_for(spec, source) is checkpoint, source
+    with pytest.raises(ValueError, match=r"resnet20: weights='imagenet' means .* none is published for resnet20 "
+                                         r"\(its checkpoints are trained on cifar10: weights='cifar10' or one of "
+                                         r"\['akamaster:resnet20'\]\)"):
+        keras_cnn.build("resnet20", weights="imagenet")
+    with pytest.raises(ValueError, match=r"resnet18: weights='cifar10' means .* trained on imagenet"):
+        keras_cnn.build("resnet18", weights="cifar10")
+    with pytest.raises(ValueError, match="resnet18: no akamaster checkpoint is known for this variant; it has "
+                                         "torchvision checkpoints"):
+        keras_cnn.build("resnet18", weights="akamaster")
+    from keras_cnn.models.spec import Checkpoint
+
+    with pytest.raises(ValueError, match=r"checkpoint 'x': dataset must be one of \('imagenet', 'cifar10'\), "
+                                         r"received 'mnist'"):
+        Checkpoint(url="https://example.invalid/x.pth", sha256="", layout="timm", tag="x", dataset="mnist")
+    info = keras_cnn.model_info("resnet20", measure=False)["checkpoints"]
+    assert info == [{"source": "akamaster:resnet20", "url": get_spec("resnet20").checkpoints[0].url,
+                     "sha256": full[20], "downloads": True, "top1": 91.73, "num_classes": 10,
+                     "options": {"shortcut": "A"}, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                     "resize_size": 32, "crop_size": 32, "interpolation": "bilinear", "dataset": "cifar10"}]
+
+
+def test_akamaster_downloads_are_checked_and_load_the_reference(server, keras_home, tmp_path, monkeypatch):
+    """``weights="akamaster"`` fetches the declared file name through the mirror: a file with other content is
+    refused against resnet20's full published sha256 (resnet110's: the prefix its name carries) and leaves nothing
+    in the cache; the file whose hash the row declares is cached once and gives the reference's logits, with the
+    checkpoint's normalization, crop and classes recorded in the model."""
+    import dataclasses
+
+    from keras_cnn.models.spec import SPECS
+
+    reference = _cifar_reference(20)
+    served = _save_th(reference, server.folder / "resnet20-12fca82f.th")
+    _save_th(_cifar_reference(110), server.folder / "resnet110-1d1ed7c2.th")
+    monkeypatch.setenv(MIRROR_VARIABLE, server.url)
+    published = SPECS["resnet20"].checkpoints[0].sha256
+    with pytest.raises(ValueError, match=f"resnet20-12fca82f.th: sha256 .* does not match the published {published};"):
+        keras_cnn.build("resnet20", weights="akamaster")
+    with pytest.raises(ValueError, match="resnet110-1d1ed7c2.th: sha256 .* does not match the published 1d1ed7c2;"):
+        keras_cnn.build("resnet110", weights="cifar10")
+    assert list(cache_folder().iterdir()) == []
+
+    digest = hashlib.sha256(served.read_bytes()).hexdigest()  # this file as if it were the published one
+    spec = SPECS["resnet20"]
+    monkeypatch.setitem(SPECS, "resnet20", dataclasses.replace(
+        spec, checkpoints=(dataclasses.replace(spec.checkpoints[0], sha256=digest),)))
+    server.requests.clear()
+    images = np.random.default_rng(0).uniform(0, 1, (4, 32, 32, 3)).astype("float32")
+    for _ in range(2):
+        model = keras_cnn.build("resnet20", weights="akamaster", classifier_activation=None)
+        got = np.asarray(model(images, training=False))
+        expected = _reference_logits(reference, images)
+        assert np.abs(got - expected).max() <= 2e-5 * np.abs(expected).max()
+    assert server.requests == ["/resnet20-12fca82f.th"], server.requests
+    assert (cache_folder() / "resnet20-12fca82f.th").read_bytes() == served.read_bytes()
+    layer = model.get_layer("checkpoint_normalization")
+    assert (layer.checkpoint, layer.dataset, layer.crop_size) == ("akamaster:resnet20", "cifar10", 32)
+
+
+def test_a_cifar_checkpoint_converts_predicts_cifar10_classes_and_evaluates(tmp_path, capsys):
+    """``keras-cnn convert resnet20 FILE.th`` (akamaster's format), then ``predict`` names CIFAR-10's classes for a
+    32x32 image and a larger one (resized and center-cropped to 32x32 as the checkpoint's input), ranked as the
+    reference ranks them; ``evaluate --dataset cifar10`` (tfds, its mock data here: tfds cannot download offline)
+    scores the [0, 1] images the model expects; a ``.weights.h5`` file keeps the checkpoint's data set."""
+    import json
+
+    import tensorflow_datasets as tfds
+    from PIL import Image
+
+    from keras_cnn import data
+    from keras_cnn.cli import main
+
+    reference = _cifar_reference(20, seed=3)
+    th = _save_th(reference, tmp_path / "resnet20-0123abcd.th")
+    keras_file, h5_file = tmp_path / "resnet20.keras", tmp_path / "resnet20.weights.h5"
+    for output in (keras_file, h5_file):
+        assert main(["convert", "resnet20", str(th), "--output", str(output)]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["classes"] == 10 and report["checkpoint"]["dataset"] == "cifar10", report
+        assert (report["checkpoint"]["crop_size"], report["checkpoint"]["resize_size"]) == (32, 32), report
+
+    rng = np.random.default_rng(0)
+    small, large = (rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((32, 32, 3), (40, 48, 3)))
+    Image.fromarray(small).save(tmp_path / "small.png")
+    Image.fromarray(large).save(tmp_path / "large.png")
+    assert main(["predict", str(keras_file), str(tmp_path / "small.png"), str(tmp_path / "large.png"), "--top",
+                 "10"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    ranked = [[entry.rsplit(" ", 1)[0] for entry in line.split(": ", 1)[1].split(", ")] for line in lines]
+    assert [sorted(names) for names in ranked] == [sorted(weights.CIFAR10_CLASSES)] * 2, lines
+    expected = _reference_logits(reference, small[None].astype("float32") / 255.0)[0]
+    assert ranked[0] == [weights.CIFAR10_CLASSES[i] for i in np.argsort(-expected)], (lines[0], expected)
+    cropped = np.asarray(Image.fromarray(large).resize((38, 32), Image.BILINEAR))[:, 3:35]  # shorter side 32
+    expected = _reference_logits(reference, cropped[None].astype("float32") / 255.0)[0]
+    assert ranked[1][0] == weights.CIFAR10_CLASSES[int(np.argmax(expected))], (lines[1], expected)
+
+    with tfds.testing.mock_data(num_examples=16):
+        assert main(["evaluate", str(keras_file), "--dataset", "cifar10"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        arrays = data.load_arrays("cifar10", "test")
+    probabilities = _reference_logits(reference, arrays.images.astype("float32") / 255.0)
+    assert summary["test_images"] == 16 and summary["image_size"] == 32, summary
+    assert summary["test_top1"] == pytest.approx(np.mean(probabilities.argmax(-1) == arrays.labels), abs=1e-4)
+
+    rebuilt = keras_cnn.build("resnet20", weights=str(h5_file))
+    assert rebuilt.get_layer("checkpoint_normalization").dataset == "cifar10"
+
+    # a run fine-tuning the checkpoint on another data set (digits' ten classes) no longer names CIFAR-10's
+    from keras_cnn.training.run import RunConfig, build_from_config
+
+    for dataset, recorded in (("digits", ""), ("cifar10", "cifar10")):
+        config = RunConfig(model="resnet20", dataset=dataset, weights=str(th), image_size=32, channels=3,
+                           num_classes=10)
+        assert build_from_config(config).get_layer("checkpoint_normalization").dataset == recorded, dataset
 
 
 def test_damaged_files_are_value_errors(tmp_path, resnet18_pth):
@@ -405,5 +569,5 @@ def test_model_info_lists_the_checkpoints():
     assert sources == ["torchvision:IMAGENET1K_V2", "torchvision:IMAGENET1K_V1"]
     first = info["checkpoints"][0]
     assert first["url"] == "https://download.pytorch.org/models/resnet50-11ad3fa6.pth" and first["downloads"]
-    assert (first["crop_size"], first["resize_size"], first["top1"]) == (224, 232, 80.858)
+    assert (first["crop_size"], first["resize_size"], first["top1"], first["dataset"]) == (224, 232, 80.858, "imagenet")
     assert keras_cnn.model_info("lenet5", measure=False)["checkpoints"] == []

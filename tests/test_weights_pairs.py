@@ -85,7 +85,8 @@ SE_PAIRS = [  # Cadene's SENets as timm's legacy_se* build them
     ("se_resnext50_32x4d", "timm:legacy_seresnext50_32x4d", 64, {}),
 ]
 MOBILENET_PAIRS = [(name, f"torchvision:{name}", 64, {})
-                   for name in ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")]
+                   for name in ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")] + [
+    ("mobilenet_v1", "timm:mobilenetv1_100", 64, {})]  # timm's efficientnet.py: ReLU6, PyTorch's padding
 SHUFFLENET_PAIRS = [(f"shufflenet_v2_{width}", f"torchvision:shufflenet_v2_{width}", 64, {})
                     for width in ("x0_5", "x1_0", "x1_5", "x2_0")]
 CSP_DARKNET_PAIRS = [  # timm's cspnet.py; its darknet53 was trained with LeakyReLU(0.01)
@@ -107,10 +108,21 @@ TIMM_INCEPTION_PAIRS = [
 ]
 # timm's resnetv2 (pre-activation); its stem pool pads a raw conv output with -inf (resnetv2_152: no weights, same map)
 RESNET_V2_PAIRS = [(f"resnet{depth}_v2", f"timm:resnetv2_{depth}", 64, {}) for depth in (50, 101, 152)]
+# The paper's CIFAR ResNets as akamaster/pytorch_resnet_cifar10 builds and saves them (:class:`CifarResNet` below:
+# its structure and module names, option A's zeros split evenly on both sides), at their own 32x32; its option B
+# (a 1x1 conv-BN projection, ``shortcut.0`` / ``shortcut.1``) on resnet20. resnet1202 (4,210 Keras layers, 40-50 s
+# to build here) is held to its parameter count only (tests/test_models.py): its blocks are resnet110's.
+CIFAR_PAIRS = [(f"resnet{depth}", f"akamaster:resnet{depth}", 32, {}) for depth in (20, 32, 44, 56, 110)] + [
+    ("resnet20", "akamaster:resnet20-B", 32, {"shortcut": "B"})]
+# timm's VoVNet-v2 (CenterMask: identity mapping, eSE with a hard-sigmoid gate; 19b_dw: depthwise-separable convs)
+VOVNET_PAIRS = [(name, f"timm:{name}", 64, {}) for name in ("ese_vovnet19b_dw", "ese_vovnet39b", "ese_vovnet57b")]
 # (other families add their blocks here)
 
 PAIRS = [*RESNET_PAIRS, *SE_PAIRS, *CSP_DARKNET_PAIRS, *REPVGG_PAIRS, *CLASSIC_PAIRS, *DENSENET_PAIRS, *INCEPTION_PAIRS,
-         *MOBILENET_PAIRS, *SHUFFLENET_PAIRS, *TIMM_INCEPTION_PAIRS, *RESNET_V2_PAIRS]
+         *MOBILENET_PAIRS, *SHUFFLENET_PAIRS, *TIMM_INCEPTION_PAIRS, *RESNET_V2_PAIRS, *CIFAR_PAIRS, *VOVNET_PAIRS]
+#: one test id a pair: our name, and the reference's where one name has two pairs (resnet20 with options A and B)
+PAIR_IDS = [name if [row[0] for row in PAIRS].count(name) == 1 else f"{name}-{reference.split(':', 1)[1]}"
+            for name, reference, *_ in PAIRS]
 
 
 # The torchvision modules whose outputs are the maps of timm's feature_info for the same network (timm: resnet's
@@ -131,12 +143,16 @@ TORCHVISION_FEATURE_MODULES = {
     **{name: "timm" for name, *_ in CLASSIC_PAIRS if name.startswith("vgg")},  # timm's vgg: torchvision's indices
     "inception_v3": "timm",  # timm's inception_v3: torchvision's module names
 }
+#: akamaster's nets (no timm twin): each stage's output, at strides 1, 2 and 4 (our P0, P1, P2)
+CIFAR_MODULES = {"P0": "layer1", "P1": "layer2", "P2": "layer3"}
 FEATURE_TOLERANCE = 1e-4
 
 
 def reference_feature_modules(name, reference):
     """``{level: reference module}`` for the pair, or None where timm has no such network."""
     library, _, builder = reference.partition(":")
+    if library == "akamaster":
+        return CIFAR_MODULES
     modules = TORCHVISION_FEATURE_MODULES.get(name) if library == "torchvision" else "timm"
     if modules != "timm":
         return modules
@@ -186,12 +202,67 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+class CifarBlock(torch.nn.Module):
+    """akamaster/pytorch_resnet_cifar10's ``BasicBlock``, as its files name the modules: ``conv1``/``bn1``,
+    ``conv2``/``bn2``, and where the shape changes a ``shortcut``: option A subsamples and pads the new channels
+    with zeros, half of them before the input's and half after (no parameters), option B is a 1x1 conv-BN
+    (``shortcut.0``, ``shortcut.1``)."""
+
+    def __init__(self, channels, width, stride, option):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(channels, width, 3, stride, 1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(width)
+        self.conv2 = torch.nn.Conv2d(width, width, 3, 1, 1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(width)
+        self.pad = (width - channels) // 2 if (stride != 1 or channels != width) and option == "A" else 0
+        self.shortcut = torch.nn.Sequential()
+        if (stride != 1 or channels != width) and option == "B":
+            self.shortcut = torch.nn.Sequential(torch.nn.Conv2d(channels, width, 1, stride, bias=False),
+                                                torch.nn.BatchNorm2d(width))
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        if self.pad:
+            identity = torch.nn.functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+        else:
+            identity = self.shortcut(x)
+        return torch.relu(y + identity)
+
+
+class CifarResNet(torch.nn.Module):
+    """The paper's CIFAR-10 ResNet of ``depth`` as akamaster/pytorch_resnet_cifar10's ``resnet.py`` builds it
+    (``conv1``/``bn1``, ``layer1``-``layer3`` of (depth - 2) / 6 blocks at 16, 32, 64 channels, global average
+    pool, ``linear``), written here from that structure."""
+
+    def __init__(self, depth, option="A", num_classes=10):
+        super().__init__()
+        blocks = (depth - 2) // 6
+        self.conv1 = torch.nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(16)
+        channels = 16
+        for stage, width in enumerate((16, 32, 64), start=1):
+            stage_blocks = []
+            for index in range(blocks):
+                stage_blocks.append(CifarBlock(channels, width, 2 if stage > 1 and index == 0 else 1, option))
+                channels = width
+            setattr(self, f"layer{stage}", torch.nn.Sequential(*stage_blocks))
+        self.linear = torch.nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.linear(x.mean(dim=(2, 3)))
+
+
 def reference_model(reference: str):
     """The reference network with random weights and random BatchNorm statistics, in eval mode."""
     library, _, builder = reference.partition(":")
     torch.manual_seed(0)
     if library == "torchvision":
         model = torchvision.models.get_model(builder, weights=None)
+    elif library == "akamaster":  # "resnet20" or "resnet20-B"
+        depth, _, option = builder.removeprefix("resnet").partition("-")
+        model = CifarResNet(int(depth), option or "A")
     else:
         model = timm.create_model(builder, pretrained=False)
     generator = torch.Generator().manual_seed(1)
@@ -221,11 +292,13 @@ def reference_logits(model, images: np.ndarray, mean, std) -> np.ndarray:
 #: the first pair of each family: read from both file formats
 BOTH_FORMATS = {block[0][0] for block in (RESNET_PAIRS, SE_PAIRS, CSP_DARKNET_PAIRS, REPVGG_PAIRS, CLASSIC_PAIRS,
                                           DENSENET_PAIRS, INCEPTION_PAIRS, MOBILENET_PAIRS, SHUFFLENET_PAIRS,
-                                          TIMM_INCEPTION_PAIRS, RESNET_V2_PAIRS)}
+                                          TIMM_INCEPTION_PAIRS, RESNET_V2_PAIRS, VOVNET_PAIRS)}
 
 
 def file_formats(name, reference):
     """The suffixes a pair is saved and read in: its library's published format, or both (:data:`BOTH_FORMATS`)."""
+    if reference.startswith("akamaster:"):
+        return (".th",)
     if name in BOTH_FORMATS:
         return (".pth", ".safetensors")
     return (".pth",) if reference.startswith("torchvision:") else (".safetensors",)
@@ -233,9 +306,15 @@ def file_formats(name, reference):
 
 def save_state_dict(model, folder, formats=(".pth", ".safetensors")):
     """The reference's state_dict as ``.pth`` and/or ``.safetensors`` (safetensors refuses tensors that share
-    storage: those are saved as contiguous copies; the others as they are, VGG's 550 MB copied for nothing)."""
+    storage: those are saved as contiguous copies; the others as they are, VGG's 550 MB copied for nothing), or
+    as ``.th`` the way akamaster/pytorch_resnet_cifar10's trainer saves it: ``{"state_dict": ..., "best_prec1":
+    ...}`` from a ``DataParallel`` model, every key prefixed ``module.``."""
     state = model.state_dict()
     paths = []
+    if ".th" in formats:
+        torch.save({"state_dict": {f"module.{key}": value for key, value in state.items()}, "best_prec1": 91.0},
+                   folder / "reference.th")
+        paths.append(folder / "reference.th")
     if ".pth" in formats:
         torch.save(state, folder / "reference.pth")
         paths.append(folder / "reference.pth")
@@ -285,7 +364,7 @@ def check_pair(name, reference, size, options, folder):
     return report
 
 
-@pytest.mark.parametrize("name,reference,size,options", PAIRS, ids=[row[0] for row in PAIRS])
+@pytest.mark.parametrize("name,reference,size,options", PAIRS, ids=PAIR_IDS)
 def test_reference_weights_give_reference_logits(name, reference, size, options, tmp_path):
     check_pair(name, reference, size, options, tmp_path)
 

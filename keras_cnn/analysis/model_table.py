@@ -45,9 +45,10 @@ convolutions (plain, grouped, depthwise, separable) and dense layers at the defa
 counted once (see `keras_cnn/analysis/counting.py`). RepVGG MACs are those of the deployed, fused net, as in
 its paper. A ratio is measured / reference; "-" means the reference gives no number. Weights are
 the trained checkpoints `keras_cnn.build(name, weights=SOURCE)` loads (ImageNet-1k top-1 as the
-reference reports it). torchvision's files are checked against the hash their names carry, timm's
-against the sha256 the Hugging Face hub publishes; "by path" marks one with neither, so it is not
-downloaded but loads from a file you pass. Feature channels are those of the levels
+reference reports it; CIFAR-10 test top-1 where marked). torchvision's and akamaster's files are
+checked against the hash their names carry (akamaster's resnet20-56 against the full sha256 of the
+published files), timm's against the sha256 the Hugging Face hub publishes; "by path" marks one with
+neither, so it is not downloaded but loads from a file you pass. Feature channels are those of the levels
 `keras_cnn.build(name, features=True)` returns, `Pn` being the last map at stride 2^n
 (`keras_cnn.model_info(name)["features"]` names their layers).
 
@@ -130,6 +131,10 @@ def table_row(name, measured) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
+#: how the weights column names a checkpoint's data set (ImageNet-1k, the default, goes unnamed)
+DATASET_LABELS = {"cifar10": "CIFAR-10 "}
+
+
 def weights_cell(spec) -> str:
     """The checkpoints of ``spec`` as ``weights=`` sources with their top-1, or "none published"."""
     if not spec.checkpoints:
@@ -138,7 +143,8 @@ def weights_cell(spec) -> str:
     for checkpoint in spec.checkpoints:
         text = f"`{checkpoint.layout}:{checkpoint.tag}`"
         downloads = checkpoint.sha256 or checkpoint.on_hub
-        notes = [f"{checkpoint.top1:g}" if checkpoint.top1 is not None else "", "" if downloads else "by path"]
+        label = DATASET_LABELS.get(checkpoint.dataset, "")
+        notes = [f"{label}{checkpoint.top1:g}" if checkpoint.top1 is not None else "", "" if downloads else "by path"]
         cells.append(text + (f" ({', '.join(n for n in notes if n)})" if any(notes) else ""))
     return ", ".join(cells)
 

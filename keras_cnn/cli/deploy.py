@@ -137,16 +137,17 @@ def add_parsers(sub):
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--input-shape", default=None, help="H,W,C for a registry name")
     p.add_argument("--weights", default=None,
-                   help="for a registry name: imagenet, torchvision, timm, LIBRARY:TAG or a checkpoint file "
-                        "(see convert)")
+                   help="for a registry name: imagenet, cifar10, torchvision, timm, akamaster, LIBRARY:TAG or a "
+                        "checkpoint file (see convert)")
     p.add_argument("--option", action="append", default=[], help="builder option KEY=VALUE, for a registry name")
     p.add_argument("--output", default=None, help="folder (default savedmodels/<name>/)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("convert", help="a torchvision/timm checkpoint as a .keras or .weights.h5 file, for offline use")
+    p = sub.add_parser("convert", help="a torchvision/timm/akamaster checkpoint as a .keras or .weights.h5 file, for "
+                                       "offline use")
     p.add_argument("name", help="registry name")
-    p.add_argument("weights", help="imagenet, torchvision, timm, LIBRARY:TAG, a .pth/.pt/.th/.bin/.safetensors file "
-                   "or a timm folder")
+    p.add_argument("weights", help="imagenet, cifar10, torchvision, timm, akamaster, LIBRARY:TAG, a "
+                   ".pth/.pt/.th/.bin/.safetensors file or a timm folder")
     p.add_argument("--output", required=True, help="FILE.keras (whole model) or FILE.weights.h5")
     p.add_argument("--num-classes", type=int, default=None, help="a new classifier (starts fresh)")
     p.add_argument("--input-shape", default=None, help="H,W,C (default: the variant's)")

@@ -99,7 +99,7 @@ def add_train_arguments(p):
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--option", action="append", default=[], help="builder option KEY=VALUE, e.g. alpha=0.5")
     p.add_argument("--weights", default=None,
-                   help="start from a checkpoint: imagenet, torchvision, timm, LIBRARY:TAG, or a "
+                   help="start from a checkpoint: imagenet, cifar10, torchvision, timm, akamaster, LIBRARY:TAG, or a "
                         ".pth/.th/.safetensors/.weights.h5 file or timm folder (the classifier starts fresh for new "
                         "classes)")
     p.add_argument("--freeze-epochs", type=int, default=None,

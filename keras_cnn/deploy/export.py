@@ -104,7 +104,8 @@ def checkpoint_preprocessing(model) -> dict | None:
             config = layer.get_config()
             return {"checkpoint": config["checkpoint"], "mean": config["mean"], "std": config["std"],
                     "resize_size": config["resize_size"], "crop_size": config["crop_size"],
-                    "interpolation": config["interpolation"], "normalization": "inside the model"}
+                    "interpolation": config["interpolation"], "dataset": config.get("dataset") or "",
+                    "normalization": "inside the model"}
     return None
 
 

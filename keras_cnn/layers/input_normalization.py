@@ -26,10 +26,12 @@ class InputNormalization(layers.Layer):
         resize_size, crop_size, interpolation: the checkpoint's evaluation transform (resize the
             shorter side to ``resize_size``, center-crop ``crop_size``), recorded for inference.
         checkpoint: the checkpoint's name (``torchvision:IMAGENET1K_V1``), recorded.
+        dataset: the data set its classifier was trained on (``"imagenet"``, ``"cifar10"``; ``""``
+            unknown), recorded: ``keras-cnn predict`` names its classes.
     """
 
     def __init__(self, mean, std, resize_size=None, crop_size=None, interpolation="bilinear", checkpoint="",
-                 **kwargs):
+                 dataset="", **kwargs):
         super().__init__(**kwargs)
         if len(mean) != len(std) or any(s <= 0 for s in std):
             raise ValueError(f"InputNormalization: mean and std need one value per channel and std > 0, received "
@@ -37,7 +39,7 @@ class InputNormalization(layers.Layer):
         self.mean = [float(m) for m in mean]
         self.std = [float(s) for s in std]
         self.resize_size, self.crop_size = resize_size, crop_size
-        self.interpolation, self.checkpoint = interpolation, checkpoint
+        self.interpolation, self.checkpoint, self.dataset = interpolation, checkpoint, dataset
 
     def build(self, input_shape):
         if input_shape[-1] != len(self.mean):
@@ -54,4 +56,5 @@ class InputNormalization(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mean": self.mean, "std": self.std, "resize_size": self.resize_size,
-                "crop_size": self.crop_size, "interpolation": self.interpolation, "checkpoint": self.checkpoint}
+                "crop_size": self.crop_size, "interpolation": self.interpolation, "checkpoint": self.checkpoint,
+                "dataset": self.dataset}

@@ -13,7 +13,8 @@ padded symmetrically like the reference code. v3's BatchNorms use epsilon 1e-3, 
 the TF reference do (v2 keeps PyTorch's default 1e-5, as torchvision's mobilenet_v2).
 
 Trained weights: torchvision's checkpoints of mobilenet_v2 and mobilenet_v3_large/small load
-through the key maps below (``torchvision.models.mobilenetv2`` / ``mobilenetv3`` module names).
+through the key maps below (``torchvision.models.mobilenetv2`` / ``mobilenetv3`` module names), timm's
+``mobilenetv1_100.ra4_e3600_r224_in1k`` into mobilenet_v1 (``timm.models.efficientnet`` module names).
 
 Example:
     >>> import keras_cnn
@@ -43,6 +44,7 @@ from keras_cnn.models.spec import (
     Variant,
     choice,
     register_model,
+    timm_checkpoint,
     torchvision_checkpoint,
 )
 
@@ -55,6 +57,28 @@ TUNER_KNOBS = {"alpha": choice(0.35, 0.5, 0.75, 1.0), "dropout": DROPOUT}
 #: (stride, output channels) of the 13 depthwise-separable layers, Table 1 of the paper.
 V1_LAYERS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
              (1, 512), (1, 512), (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024))
+#: timm's ``mobilenetv1_100`` (``efficientnet.py``'s ``_gen_mobilenet_v1``) groups the 13 layers into five
+#: stages of ``dsa`` blocks (depthwise-separable, activation after the pointwise conv too): 1, 2, 2, 6, 2.
+V1_TIMM_STAGES = (1, 2, 2, 6, 2)
+#: timm's MobileNet-v1 checkpoint: exactly our 4,231,976 parameters, ReLU6 after every BN and every
+#: stride-2 conv padded one pixel on each side (PyTorch's padding), as :func:`mobilenet_v1` builds it by
+#: default (``activation="relu6"``; keras.applications' MobileNet pads stride-2 convs on the bottom/right only)
+V1_TIMM_CHECKPOINTS = (
+    timm_checkpoint("mobilenetv1_100.ra4_e3600_r224_in1k", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_size=224,
+                    crop_pct=0.875, interpolation="bicubic", options={"activation": "relu6"}),
+)
+
+
+def _v1_timm_keys():
+    """timm's ``mobilenetv1_100`` state_dict: ``conv_stem`` / ``bn1`` the stem, ``blocks.{stage}.{i}`` our
+    depthwise-separable layers in order (``conv_dw``, ``bn1``, ``conv_pw``, ``bn2``), ``classifier`` the Linear."""
+    rules = [("stem_conv", "conv_stem"), ("stem_bn", "bn1")]
+    blocks = [f"blocks.{stage}.{i}" for stage, count in enumerate(V1_TIMM_STAGES) for i in range(count)]
+    for index, prefix in enumerate(blocks, start=1):
+        rules += [(f"block{index}_dw", f"{prefix}.conv_dw"), (f"block{index}_dw_bn", f"{prefix}.bn1"),
+                  (f"block{index}_pw_conv", f"{prefix}.conv_pw"), (f"block{index}_pw_bn", f"{prefix}.bn2")]
+    rules.append(("predictions", "classifier"))
+    return KeyMap(rules=tuple(rules), head=("classifier",))
 
 
 @register_model(
@@ -64,9 +88,10 @@ V1_LAYERS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
     variants=[Variant("mobilenet_v1", params=4_231_976, macs=569e6, accuracy="top-1 70.9",
                       follows="paper Table 1 / keras.applications.MobileNet",
                       notes="alpha 0.75/0.5/0.25 give 2,585,560 / 1,331,592 / 470,072 params",
-                      keras_applications=("MobileNet", {}))],
+                      keras_applications=("MobileNet", {}), checkpoints=V1_TIMM_CHECKPOINTS)],
     recipe=RECIPE,
     tuner_knobs=TUNER_KNOBS,
+    key_maps={"timm": _v1_timm_keys()},
 )
 def mobilenet_v1(*, inputs, num_classes, include_top, pooling, classifier_activation, alpha=1.0,
                  depth_multiplier=1, dropout=1e-3, activation="relu6"):

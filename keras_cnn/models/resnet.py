@@ -41,6 +41,7 @@ from keras_cnn.layers.squeeze_excite import SqueezeExcite
 from keras_cnn.layers.zero_pad_shortcut import ZeroPadShortcut
 from keras_cnn.models.spec import (
     DROP_PATH,
+    Checkpoint,
     FeatureLevels,
     KeyMap,
     Variant,
@@ -402,14 +403,71 @@ def resnet_v2(*, inputs, num_classes, include_top, pooling, classifier_activatio
 
 
 #: CIFAR ResNets: depth 6n+2. Exact counts derived from the paper's definition [C];
-#: Table 6 prints them rounded: 0.27M, 0.46M, 0.66M, 0.85M, 1.7M.
+#: Table 6 prints them rounded: 0.27M, 0.46M, 0.66M, 0.85M, 1.7M, 19.4M.
 CIFAR_RESNETS = {
     "resnet20": ResNetRow(config=dict(depth=20), params=269_722, accuracy="CIFAR-10 error 8.75%"),
     "resnet32": ResNetRow(config=dict(depth=32), params=464_154, accuracy="CIFAR-10 error 7.51%"),
     "resnet44": ResNetRow(config=dict(depth=44), params=658_586, accuracy="CIFAR-10 error 7.17%"),
     "resnet56": ResNetRow(config=dict(depth=56), params=853_018, accuracy="CIFAR-10 error 6.97%"),
     "resnet110": ResNetRow(config=dict(depth=110), params=1_727_962, accuracy="CIFAR-10 error 6.43%"),
+    "resnet1202": ResNetRow(config=dict(depth=1202), params=19_421_274, accuracy="CIFAR-10 error 7.93%"),
 }
+CIFAR_NOTES = {
+    "resnet110": "exact count derived from the paper's definition; the paper's Table 6 rounds it. Its akamaster "
+                 "checkpoint is checked against the 8-hex sha256 prefix its name carries (as torch.hub does) and was "
+                 "not loaded here: the file was not at hand",
+    "resnet1202": "the paper's 1202-layer net (section 4.2, Table 6: 19.4M); its Keras graph has 4,210 layers, "
+                  "which Keras walks recursively: importing keras_cnn raises Python's recursion limit to 10,000. "
+                  "Its akamaster checkpoint is checked against the 8-hex sha256 prefix its name carries (as torch.hub "
+                  "does) and was not loaded here: the file was not at hand",
+}
+
+#: akamaster/pytorch_resnet_cifar10 (BSD-2-Clause): the most used trained copies of the paper's CIFAR-10 nets,
+#: option A shortcuts, published as torch.hub files whose names carry the start of their sha256.
+AKAMASTER_URL = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
+#: its files' full sha256, computed from the published files (resnet110's and resnet1202's are not recorded
+#: here: those two are checked against the 8 hex digits their names carry, as torch.hub checks them)
+AKAMASTER_SHA256 = {
+    "resnet20-12fca82f.th": "12fca82f0bebc4135bf1f32f6e3710e61d5108578464b84fd6d7f5c1b04036c8",
+    "resnet32-d509ac18.th": "d509ac1820d7f25398913559d7e81a13229b1e7adc5648e3bfa5e22dc137f850",
+    "resnet44-014dd654.th": "014dd6541728a1c700b1642ab640e211dc6eb8ed507d70697458dc8f8a0ae2e4",
+    "resnet56-4bfd9763.th": "4bfd97631478d6b638d2764fd2baff3edb1d7d82252d54439343b6596b9b5367",
+}
+#: CIFAR-10 test top-1 the repository reports (100 - its table's error: 8.27, 7.37, 6.90, 6.61, 6.32, 6.18 %)
+AKAMASTER_FILES = {
+    "resnet20": ("resnet20-12fca82f.th", 91.73),
+    "resnet32": ("resnet32-d509ac18.th", 92.63),
+    "resnet44": ("resnet44-014dd654.th", 93.10),
+    "resnet56": ("resnet56-4bfd9763.th", 93.39),
+    "resnet110": ("resnet110-1d1ed7c2.th", 93.68),
+    "resnet1202": ("resnet1202-f3b1deed.th", 93.82),
+}
+
+
+def akamaster_checkpoint(file: str, top1: float) -> Checkpoint:
+    """One of akamaster/pytorch_resnet_cifar10's trained nets by its file name: its training script's
+    input conventions (32x32 RGB, ImageNet's mean and std, no resize or crop) and CIFAR-10's classes."""
+    return Checkpoint(url=AKAMASTER_URL + file, sha256=AKAMASTER_SHA256.get(file, ""), layout="akamaster",
+                      tag=file.split("-")[0], num_classes=10, crop_size=32, resize_size=32, top1=top1,
+                      options={"shortcut": "A"}, dataset="cifar10")
+
+
+AKAMASTER_CHECKPOINTS = {name: (akamaster_checkpoint(*row),) for name, row in AKAMASTER_FILES.items()}
+#: akamaster's state_dict (its ``resnet.py``: ``conv1``/``bn1``, ``layer{1,2,3}.{i}`` BasicBlocks with
+#: ``conv1``/``bn1``/``conv2``/``bn2``, the classifier ``linear``) onto our layer names. Option A's shortcut has
+#: no parameters; the repository's option B projection is ``shortcut.0`` (conv) and ``shortcut.1`` (BN).
+#: Its files keep DataParallel's ``module.`` prefix, which :mod:`keras_cnn.weights.files` drops.
+AKAMASTER_KEYS = KeyMap(
+    rules=(
+        (r"stem_conv", "conv1"),
+        (r"stem_bn", "bn1"),
+        (r"stage(\d+)_block(\d+)_conv(\d)_(conv|bn)", "layer{1}.{2-1}.{4}{3}"),
+        (r"stage(\d+)_block(\d+)_proj_conv", "layer{1}.{2-1}.shortcut.0"),
+        (r"stage(\d+)_block(\d+)_proj_bn", "layer{1}.{2-1}.shortcut.1"),
+        (r"predictions", "linear"),
+    ),
+    head=("linear",),
+)
 
 
 @register_model(
@@ -419,13 +477,21 @@ CIFAR_RESNETS = {
     num_classes=10,
     follows="paper section 4.2: 3x3 stem, stages of 16-32-64 channels, option A shortcuts",
     variants=[Variant(name, row.config, params=row.params, accuracy=row.accuracy,
-                      notes="exact count derived from the paper's definition; the paper's Table 6 rounds it")
+                      notes=CIFAR_NOTES.get(name, "exact count derived from the paper's definition; the paper's "
+                                                  "Table 6 rounds it"),
+                      checkpoints=AKAMASTER_CHECKPOINTS.get(name, ()))
               for name, row in CIFAR_RESNETS.items()],
     tuner_knobs={"drop_path_rate": DROP_PATH},
+    key_maps={"akamaster": AKAMASTER_KEYS},
 )
 def resnet_cifar(*, inputs, num_classes, include_top, pooling, classifier_activation, depth=20, shortcut="A",
                  drop_path_rate=0.0):
     """The paper's CIFAR-10 ResNets (depth 6n+2) for the deep-vs-shallow experiment.
+
+    He et al., "Deep Residual Learning for Image Recognition", CVPR 2016,
+    https://arxiv.org/abs/1512.03385, section 4.2. Option A's new channels are zeros split evenly
+    on both sides of the subsampled input (``ZeroPadShortcut``), as akamaster/pytorch_resnet_cifar10
+    pads them, whose trained files load with ``weights="akamaster"`` (or ``"cifar10"``).
 
     Args:
         depth: 6n+2 (20, 32, 44, 56, 110, 1202).

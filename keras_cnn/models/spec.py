@@ -63,6 +63,9 @@ class Recipe:
 #: ImageNet normalization of torchvision and most timm checkpoints.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: The data sets published checkpoints are trained on (``Checkpoint.dataset``): the classes their
+#: classifiers predict, and the word ``weights=`` takes for a variant's first checkpoint of that data set.
+DATASETS = ("imagenet", "cifar10")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,9 +73,11 @@ class Checkpoint:
     """A published checkpoint of one variant, and what its network expects as input.
 
     ``url`` is the official file; ``sha256`` its published hash: the full hex digest (Hugging Face
-    publishes it), or the prefix the URL itself carries (torch.hub's convention, which torchvision's
-    and timm's GitHub-hosted files follow: ``NAME-<first 8 or more hex digits of sha256>.pth``; an
-    empty ``sha256`` with such a URL takes that prefix). An empty ``sha256`` means the hash is not
+    publishes it; or computed here from the published file itself), or the prefix the URL itself
+    carries (torch.hub's convention, which torchvision's and timm's GitHub-hosted files and
+    akamaster/pytorch_resnet_cifar10's follow: ``NAME-<first 8 or more hex digits of sha256>.pth`` or
+    ``.th``; an empty ``sha256`` with such a URL takes that prefix, and a download is checked against
+    the prefix alone, as ``torch.hub`` checks it). An empty ``sha256`` means the hash is not
     recorded here: a Hugging Face file is then checked against the sha256 the hub publishes at
     download time (:func:`keras_cnn.weights.download.published_sha256`); any other is never
     downloaded (files are only fetched hash-checked), but a copy the user passes by path is read
@@ -80,7 +85,11 @@ class Checkpoint:
     that reads it. ``mean``/``std`` are the normalization the net was trained with (on [0, 1]
     images); ``resize_size`` then a center crop to ``crop_size`` with ``interpolation`` is its
     evaluation transform. ``tag`` is the reference's own name for it (torchvision's weights enum
-    member, timm's ``arch.tag``); ``top1`` the ImageNet-1k validation top-1 the reference reports.
+    member, timm's ``arch.tag``, the file's name for a training repository's checkpoint). ``dataset``
+    is what its classifier was trained on (one of :data:`DATASETS`: ImageNet-1k's 1,000 classes,
+    CIFAR-10's ten): the class names ``keras-cnn predict`` gives and the word ``weights=`` takes for it
+    (``"imagenet"``, ``"cifar10"``); ``top1`` the top-1 the reference reports on that data set's
+    validation (ImageNet-1k) or test (CIFAR-10) images.
     """
 
     url: str
@@ -95,8 +104,11 @@ class Checkpoint:
     interpolation: str = "bilinear"
     top1: float | None = None
     options: dict = dataclasses.field(default_factory=dict)  # build options the checkpoint needs
+    dataset: str = "imagenet"
 
     def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"checkpoint {self.tag!r}: dataset must be one of {DATASETS}, received {self.dataset!r}")
         named = re.search(TORCH_HUB_HASH_IN_NAME, self.url)
         if not self.sha256 and named:  # torch.hub's convention: NAME-<sha256 prefix>.pth
             object.__setattr__(self, "sha256", named.group(1))
@@ -119,7 +131,7 @@ class Checkpoint:
         """What ``model_info`` and the export reports record about the checkpoint's input."""
         return {"checkpoint": f"{self.layout}:{self.tag}", "layout": self.layout, "mean": list(self.mean),
                 "std": list(self.std), "resize_size": self.resize_size,
-                "crop_size": self.crop_size, "interpolation": self.interpolation}
+                "crop_size": self.crop_size, "interpolation": self.interpolation, "dataset": self.dataset}
 
 
 TORCHVISION_URL = "https://download.pytorch.org/models/"
@@ -136,8 +148,9 @@ def torchvision_checkpoint(file: str, tag: str = "IMAGENET1K_V1", **fields) -> C
 
 
 HUB_URL = "https://huggingface.co/"
-#: torch.hub names published files ``NAME-<first 8 or more hex digits of their sha256>.pth``
-TORCH_HUB_HASH_IN_NAME = r"-([0-9a-f]{8,})\.pth$"
+#: torch.hub names published files ``NAME-<first 8 or more hex digits of their sha256>.pth`` (older
+#: repositories ``.th``: akamaster/pytorch_resnet_cifar10's ``resnet20-12fca82f.th``)
+TORCH_HUB_HASH_IN_NAME = r"-([0-9a-f]{8,})\.(?:pth|th)$"
 TIMM_URL = HUB_URL + "timm/{tag}/resolve/main/model.safetensors"
 
 
@@ -158,7 +171,8 @@ class KeyMap:
     its path (``stage1_block1_conv1_conv``; nested layers ``stage1_block1_se/reduce``); the first
     pattern that matches the whole path gives the reference module prefix through ``template``,
     where ``{1}`` is the pattern's first group and ``{1-1}`` that group as a number minus one
-    (PyTorch counts blocks from 0). The variable's own name follows from the layer type (a
+    (PyTorch counts blocks from 0; ``{1-2}`` minus two, where our stages are numbered from 2 as the
+    paper's are). The variable's own name follows from the layer type (a
     ``Conv2D`` kernel is ``PREFIX.weight``, a ``BatchNormalization`` moving mean
     ``PREFIX.running_mean``, ...), with the transposes the layer needs (:mod:`keras_cnn.weights`).
     A template of ``None`` means the layer has no counterpart in the reference.
@@ -207,13 +221,13 @@ class KeyMap:
 
 
 def _fill(template: str, match: re.Match) -> str:
-    """``template`` with ``{n}`` -> group n of ``match``, ``{n-1}`` -> that group as a number minus one."""
+    """``template`` with ``{n}`` -> group n of ``match``, ``{n-k}`` -> that group as a number minus k."""
 
     def group(field):
         value = match.group(int(field.group(1)))
-        return str(int(value) - 1) if field.group(2) else value
+        return str(int(value) - int(field.group(2))) if field.group(2) else value
 
-    return re.sub(r"\{(\d+)(-1)?\}", group, template)
+    return re.sub(r"\{(\d+)(?:-(\d+))?\}", group, template)
 
 
 @dataclasses.dataclass(frozen=True)

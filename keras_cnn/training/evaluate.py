@@ -28,7 +28,7 @@ from keras_cnn.deploy import calibration
 from keras_cnn.deploy.export import checkpoint_preprocessing
 from keras_cnn.registry import build, get_spec
 from keras_cnn.training.run import RunConfig, evaluate_model, main_output, num_classes_of
-from keras_cnn.weights import imagenet_class_names
+from keras_cnn.weights import IMAGENET, class_names
 
 CHECKPOINTS = ("best", "last")
 
@@ -103,9 +103,14 @@ def load_run(path, checkpoint="best"):
 
 
 def default_class_names(model, num_classes: int) -> list[str]:
-    """ImageNet's names for a model with an ImageNet checkpoint's 1,000 classes, else the indices."""
-    if num_classes == 1000 and checkpoint_preprocessing(model):
-        return imagenet_class_names()
+    """The class names of the data set the model's checkpoint was trained on (ImageNet-1k's 1,000,
+    CIFAR-10's ten) when its classifier is the checkpoint's, else the indices. A model saved before
+    checkpoints recorded their data set, with 1,000 classes, is an ImageNet one."""
+    record = checkpoint_preprocessing(model)
+    if record:
+        names = class_names(record.get("dataset") or (IMAGENET if num_classes == 1000 else ""))
+        if len(names) == num_classes:
+            return names
     return [str(i) for i in range(num_classes)]
 
 

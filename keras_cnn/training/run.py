@@ -28,6 +28,7 @@ import numpy as np
 from keras_cnn import data as data_lib
 from keras_cnn.analysis.counting import count_trainable
 from keras_cnn.atomic import write_text
+from keras_cnn.layers.input_normalization import InputNormalization
 from keras_cnn.models.inception import aux_loss_weights, aux_targets, inference_model
 from keras_cnn.models.spec import Recipe
 from keras_cnn.registry import build, get_spec, recipe_for
@@ -493,10 +494,16 @@ def build_from_config(config: RunConfig):
     """The registered model the run trains, at the run's input size and classes, from its checkpoint
     ``config.weights`` when it has one. A resumed run is built from it too, since the checkpoint's
     normalization is part of the model (a layer without variables, which the backup does not hold), and
-    then restores its own trained values."""
-    return build(config.model, num_classes=config.num_classes,
-                 input_shape=(config.image_size, config.image_size, config.channels),
-                 weights=config.weights, **config.model_options)
+    then restores its own trained values. Trained on another data set than the checkpoint's, the model no
+    longer records the checkpoint's (``keras-cnn predict`` of its ``.keras`` file, away from the run's
+    ``config.json``, must not name a CIFAR-10 checkpoint's classes for a net fine-tuned on digits)."""
+    model = build(config.model, num_classes=config.num_classes,
+                  input_shape=(config.image_size, config.image_size, config.channels),
+                  weights=config.weights, **config.model_options)
+    for layer in model.layers:
+        if isinstance(layer, InputNormalization) and layer.dataset and layer.dataset != config.dataset:
+            layer.dataset = ""
+    return model
 
 
 def prepare_fine_tuning(config: RunConfig, model) -> list:

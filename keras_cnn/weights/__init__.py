@@ -3,12 +3,14 @@
 ``keras_cnn.build(name, weights=SOURCE)`` takes as ``SOURCE``:
 
 * ``"imagenet"`` (what keras.applications takes): the variant's default ImageNet checkpoint, the
-  first of ``keras_cnn.model_info(name)["checkpoints"]`` (ValueError for a variant with none);
-* ``"torchvision"`` or ``"timm"``: the variant's default checkpoint of that library, downloaded
-  once into Keras' cache and checked against its published sha256 (:mod:`.download`: torchvision's
-  file names carry it, the Hugging Face hub publishes it for timm's files);
-* ``"torchvision:TAG"`` / ``"timm:ARCH.TAG"``: one of the variant's declared checkpoints by name
-  (``keras_cnn.model_info(name)["checkpoints"]`` lists them);
+  first ImageNet one of ``keras_cnn.model_info(name)["checkpoints"]`` (ValueError for a variant with
+  none); ``"cifar10"`` the same for CIFAR-10 (the paper's CIFAR ResNets);
+* ``"torchvision"``, ``"timm"`` or ``"akamaster"``: the variant's default checkpoint of that library
+  (akamaster/pytorch_resnet_cifar10's trained CIFAR ResNets), downloaded once into Keras' cache and
+  checked against its published sha256 (:mod:`.download`: torchvision's and akamaster's file names
+  carry it, the Hugging Face hub publishes it for timm's files);
+* ``"torchvision:TAG"`` / ``"timm:ARCH.TAG"`` / ``"akamaster:FILE"``: one of the variant's declared
+  checkpoints by name (``keras_cnn.model_info(name)["checkpoints"]`` lists them);
 * a path to a PyTorch state_dict (``.pth``, ``.pt``, ``.th``, ``.bin``, read with ``weights_only=True``),
   a ``.safetensors`` file, or a timm / Hugging Face folder (:mod:`.files`);
 * a ``.weights.h5`` file saved by Keras (loaded as Keras loads it).
@@ -30,14 +32,17 @@ import dataclasses
 import difflib
 from pathlib import Path
 
-from keras_cnn.models.spec import IMAGENET_MEAN, IMAGENET_STD, Checkpoint, ModelSpec
+from keras_cnn.models.spec import DATASETS, IMAGENET_MEAN, IMAGENET_STD, Checkpoint, ModelSpec
 from keras_cnn.weights.download import fetch, fetch_from_hub
 from keras_cnn.weights.files import checkpoint_file, folder_preprocessing, read_state_dict
 from keras_cnn.weights.transfer import head_layer_names, plan, transfer, values_from_checkpoint
 
-LIBRARIES = ("torchvision", "timm")
-#: keras.applications' name for pretrained weights: here the variant's first declared checkpoint
+#: the checkpoint layouts a ``weights=`` source may name (``"timm"``, ``"timm:ARCH.TAG"``)
+LIBRARIES = ("torchvision", "timm", "akamaster")
+#: keras.applications' name for pretrained weights: here the variant's first ImageNet checkpoint
 IMAGENET = "imagenet"
+#: CIFAR-10's classes in the data set's own order (tfds ``cifar10``, the Keras and torchvision loaders)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 KERAS_SUFFIXES = (".weights.h5", ".h5")
 
 
@@ -56,19 +61,24 @@ class Source:
 
 
 def is_library_source(weights) -> bool:
-    return isinstance(weights, str) and (weights == IMAGENET or weights.split(":", 1)[0] in LIBRARIES)
+    return isinstance(weights, str) and (weights in DATASETS or weights.split(":", 1)[0] in LIBRARIES)
 
 
 def checkpoint_for(spec: ModelSpec, weights: str) -> Checkpoint:
     """The declared checkpoint ``weights`` (``"imagenet"``, ``"torchvision"``, ``"timm:resnet50.a1_in1k"``)
-    names; ``"imagenet"`` (keras.applications' word) is the variant's first declared checkpoint."""
-    if weights == IMAGENET:
-        if not spec.checkpoints:
-            raise ValueError(f"{spec.name}: weights='imagenet' means the variant's default ImageNet checkpoint, and "
-                             f"none is published for {spec.name} (model_info({spec.name!r})['checkpoints'] is "
-                             "empty). Pass the path of a state_dict (.pth / .safetensors) you have instead, or "
-                             "weights=None.")
-        return spec.checkpoints[0]
+    names; a data set's name (``"imagenet"``, keras.applications' word, or ``"cifar10"``) is the
+    variant's first declared checkpoint trained on it."""
+    if weights in DATASETS:
+        trained = [c for c in spec.checkpoints if c.dataset == weights]
+        if not trained:
+            others = sorted({c.dataset for c in spec.checkpoints})
+            instead = (f"its checkpoints are trained on {', '.join(others)}: weights={others[0]!r} or one of "
+                       f"{[f'{c.layout}:{c.tag}' for c in spec.checkpoints]}" if others else
+                       f"model_info({spec.name!r})['checkpoints'] is empty")
+            raise ValueError(f"{spec.name}: weights={weights!r} means the variant's default {weights} checkpoint, and "
+                             f"none is published for {spec.name} ({instead}). Pass the path of a state_dict (.pth / "
+                             ".safetensors) you have instead, or weights=None.")
+        return trained[0]
     library, _, tag = weights.partition(":")
     candidates = [c for c in spec.checkpoints if c.layout == library]
     if not candidates:
@@ -101,8 +111,8 @@ def resolve(spec: ModelSpec, weights) -> Source:
                              "(its layout and normalization are known)")
         return Source(path, f"{checkpoint.layout}:{checkpoint.tag}", checkpoint)
     if not isinstance(weights, (str, Path)):
-        raise ValueError(f"{spec.name}: weights must be None, 'imagenet', 'torchvision', 'timm', 'LIBRARY:TAG' or a "
-                         f"path, received {weights!r}")
+        raise ValueError(f"{spec.name}: weights must be None, a data set ({', '.join(map(repr, DATASETS))}), a "
+                         f"library ({', '.join(map(repr, LIBRARIES))}), 'LIBRARY:TAG' or a path, received {weights!r}")
     path = Path(weights)
     if str(path).endswith(KERAS_SUFFIXES):
         if not path.is_file():
@@ -110,7 +120,7 @@ def resolve(spec: ModelSpec, weights) -> Source:
         return Source(path, str(path))
     if not path.exists():
         raise ValueError(f"{spec.name}: weights {str(weights)!r} is neither a file nor a folder nor one of "
-                         f"'imagenet', 'torchvision', 'timm', 'LIBRARY:TAG' (checkpoints of this variant: "
+                         f"{', '.join(map(repr, DATASETS + LIBRARIES))}, 'LIBRARY:TAG' (checkpoints of this variant: "
                          f"{[f'{c.layout}:{c.tag}' for c in spec.checkpoints] or 'none'})")
     checkpoint_file(path)  # a clear error for a wrong kind of file, before anything is built
     return Source(path, str(path), preprocessing=folder_preprocessing(path))
@@ -140,7 +150,7 @@ def preprocessing_for(spec: ModelSpec, source: Source, layout: str | None = None
     checkpoint = source.checkpoint or next((c for c in spec.checkpoints if c.layout == layout), None)
     found = checkpoint.preprocessing() if checkpoint else {
         "checkpoint": source.label, "layout": layout, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-        "resize_size": None, "crop_size": None, "interpolation": "bilinear"}
+        "resize_size": None, "crop_size": None, "interpolation": "bilinear", "dataset": ""}
     if source.checkpoint is None:
         found["checkpoint"] = source.label
     for key in ("mean", "std", "crop_size", "interpolation"):
@@ -157,6 +167,16 @@ def imagenet_class_names() -> list[str]:
     return (Path(__file__).parent / "imagenet_classes.txt").read_text().splitlines()
 
 
+def class_names(dataset: str) -> list[str]:
+    """The class names of a checkpoint's data set (``Checkpoint.dataset``) in its classifier's order: ImageNet-1k's
+    1,000 or CIFAR-10's ten; an empty list for an unknown (or empty) name."""
+    if dataset == IMAGENET:
+        return imagenet_class_names()
+    if dataset == "cifar10":
+        return list(CIFAR10_CLASSES)
+    return []
+
+
 def freezable_layers(model, spec: ModelSpec) -> list:
     """The layers of ``model`` outside every checkpoint classifier of its family: what fine-tuning
     with a frozen backbone freezes (``keras-cnn train --freeze-epochs``)."""
@@ -171,6 +191,6 @@ def freezable_layers(model, spec: ModelSpec) -> list:
     return [layer for layer in model.layers if layer.name not in heads and layer.weights]
 
 
-__all__ = ["IMAGENET", "LIBRARIES", "Source", "checkpoint_for", "choose_layout", "fetch", "freezable_layers",
-           "imagenet_class_names", "is_library_source", "preprocessing_for", "read_state_dict", "resolve", "transfer",
-           "values_from_checkpoint"]
+__all__ = ["CIFAR10_CLASSES", "DATASETS", "IMAGENET", "LIBRARIES", "Source", "checkpoint_for", "choose_layout",
+           "class_names", "fetch", "freezable_layers", "imagenet_class_names", "is_library_source", "preprocessing_for",
+           "read_state_dict", "resolve", "transfer", "values_from_checkpoint"]
