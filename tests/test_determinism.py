@@ -6,7 +6,6 @@ tests/test_data.py; the whole command, killed with SIGKILL, in tests/test_persis
 from __future__ import annotations
 
 import keras
-import numpy as np
 import pytest
 
 import keras_cnn

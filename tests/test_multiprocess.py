@@ -87,7 +87,8 @@ def test_two_processes_train_like_one_process_over_two_devices_and_resume_exactl
                             env={**ENV, "JAX_NUM_CPU_DEVICES": "2"}, capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-3000:]
     assert summary_of(single.stdout)["devices"] == 2
-    group_losses, single_losses = losses(straight_dir / "run" / "history.csv"), losses(tmp_path / "single" / "history.csv")
+    group_losses = losses(straight_dir / "run" / "history.csv")
+    single_losses = losses(tmp_path / "single" / "history.csv")
     assert sorted(group_losses) == sorted(single_losses) == [0, 1, 2]
     for epoch, loss in single_losses.items():  # the same batches; the sums over devices may round differently
         assert abs(group_losses[epoch] - loss) <= 1e-4, (epoch, group_losses, single_losses)
