@@ -17,6 +17,7 @@ describe the deconvnet as this backward pass).
 from __future__ import annotations
 
 import contextlib
+import weakref
 
 import keras
 import numpy as np
@@ -34,7 +35,18 @@ def check_backend(method: str) -> None:
                          "filters, features and occlusion run on every backend")
 
 
+_SUBMODELS = weakref.WeakKeyDictionary()  # model -> {(layer, output): the functional model giving them}
+
+
 def _submodel(model, layer_name, output_index):
+    """``model``'s input to ``layer_name``'s map (and the output ``output_index``), made once per model."""
+    made = _SUBMODELS.setdefault(model, {})
+    if (layer_name, output_index) not in made:
+        made[layer_name, output_index] = _make_submodel(model, layer_name, output_index)
+    return made[layer_name, output_index]
+
+
+def _make_submodel(model, layer_name, output_index):
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     mapped = model.get_layer(layer_name).output
     if output_index is None:
@@ -44,29 +56,35 @@ def _submodel(model, layer_name, output_index):
 
 def map_gradients(model, images, layer_name, output_index, classes):
     """``(maps, gradients, scores)`` as float32 NumPy: ``layer_name``'s output for each image, the gradient of the
-    output ``output_index``'s ``classes[i]`` score of image ``i`` with respect to that map, and every class score
-    (what the output gives: call it inside :func:`keras_cnn.training.logits.emitting_logits` for logits)."""
+    output ``output_index``'s ``classes[i]`` score of image ``i`` (``classes`` None: its highest score) with
+    respect to that map, and every class score (what the output gives: call it inside
+    :func:`keras_cnn.training.logits.emitting_logits` for logits). One forward and one backward pass."""
     check_backend("grad-cam")
     sub = _submodel(model, layer_name, output_index)
-    picks = np.eye(model.outputs[output_index].shape[-1], dtype="float32")[np.asarray(classes)]
+    count = model.outputs[output_index].shape[-1]
+
+    def picks(scores):  # one-hot rows of the classes asked for, or of each image's best score
+        chosen = np.argmax(scores, axis=-1) if classes is None else np.asarray(classes)
+        return np.eye(count, dtype="float32")[chosen]
+
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         x = tf.convert_to_tensor(images, tf.float32)
         with tf.GradientTape() as tape:
             maps, scores = sub(x, training=False)
-            maps = tf.cast(maps, tf.float32)
-            tape.watch(maps)
-            score = tf.reduce_sum(tf.cast(scores, tf.float32) * picks)
+            maps, scores = tf.cast(maps, tf.float32), tf.cast(scores, tf.float32)
+            score = tf.reduce_sum(scores * picks(scores.numpy()))
         grads = tape.gradient(score, maps)
-        return maps.numpy(), grads.numpy(), tf.cast(scores, tf.float32).numpy()
+        return maps.numpy(), grads.numpy(), scores.numpy()
     import torch
 
     x = keras.ops.convert_to_tensor(images, "float32")
     with torch.enable_grad():
         maps, scores = sub(x, training=False)
-        score = (scores.float() * torch.as_tensor(picks, device=scores.device)).sum()
-        (grads,) = torch.autograd.grad(score, maps)
+        scores = scores.float()
+        chosen = torch.as_tensor(picks(scores.detach().cpu().numpy()), device=scores.device)
+        (grads,) = torch.autograd.grad((scores * chosen).sum(), maps)
     return tuple(t.detach().float().cpu().numpy() for t in (maps, grads, scores))
 
 

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from keras_cnn.explain import gradients, targets
-from keras_cnn.training.logits import emitting_logits
+from keras_cnn.training.logits import emitting_logits, softmax_output_layers
 
 
 # --------------------------------------------------------------------------- results
@@ -285,15 +285,23 @@ def occlusion(model, image, class_index=None, *, size=None, stride=None, fill=0.
 def gradcam(model, image, class_index=None, layer=None) -> GradCAM:
     """Grad-CAM (Selvaraju et al. 2017) of ``class_index`` (default: the predicted class) over ``layer`` (a level
     such as ``"P4"`` or a layer name; default the deepest level whose map is at least 2x2, the last
-    convolutional map). The class score is the logit (the softmax's input). TensorFlow or PyTorch backend."""
+    convolutional map). The class score is the logit (the softmax's input); ``probability`` is the softmax of
+    the logits (the model's output where it has no softmax). One forward and backward pass; TensorFlow or
+    PyTorch backend."""
     batch = _batch(model, image)
     name, level = _resolve(model, layer, default=targets.default_gradcam_layer)
     index = targets.output_index(model)
-    probabilities = predict_probabilities(model, batch)[0]
-    chosen = int(np.argmax(probabilities)) if class_index is None else int(class_index)
+    switched = bool(softmax_output_layers(model))
     with emitting_logits(model):
-        maps, grads, _ = gradients.map_gradients(model, batch, name, index, [chosen])
+        maps, grads, scores = gradients.map_gradients(model, batch, name, index,
+                                                      None if class_index is None else [int(class_index)])
+    scores = scores[0].astype("float64")
+    chosen = int(np.argmax(scores)) if class_index is None else int(class_index)
+    if switched:  # the softmax the output had, applied to the logits it gave here
+        scores = np.exp(scores - scores.max())
+        scores /= scores.sum()
+    probability = float(scores[chosen])
     weights = grads[0].mean(axis=(0, 1))
     cam = np.maximum((maps[0] * weights).sum(axis=-1), 0.0)
     heatmap = _scale(_resize(cam, *batch.shape[1:3]))
-    return GradCAM(name, level, chosen, float(probabilities[chosen]), cam.astype("float32"), heatmap.astype("float32"))
+    return GradCAM(name, level, chosen, probability, cam.astype("float32"), heatmap.astype("float32"))

@@ -8,6 +8,7 @@ lists them; :mod:`keras_cnn.features`) or by layer name. Unknown names raise ``V
 from __future__ import annotations
 
 import difflib
+import weakref
 
 import keras
 import numpy as np
@@ -23,12 +24,21 @@ def output_index(model) -> int:
     return list(model.output_names).index(head) if head else 0
 
 
+_LEVELS = weakref.WeakKeyDictionary()  # model -> its levels (finding them builds a probe of the net)
+
+
 def feature_levels(model) -> list[dict]:
     """The feature levels of ``model`` at its own input size: ``[{"level", "layer", "channels", "stride", "size"}]``.
 
     A registry model (its name is a registered name, as ``keras_cnn.build`` names it, and so are run folders'
     and ``.keras`` files' models) gets the levels ``model_info(name)["features"]`` lists, found on its body at
     this input size; any other model the last map at each stride among its graph's cuts."""
+    if model not in _LEVELS:
+        _LEVELS[model] = _find_feature_levels(model)
+    return [dict(level) for level in _LEVELS[model]]
+
+
+def _find_feature_levels(model) -> list[dict]:
     shape = tuple(model.input_shape[1:])
     try:
         spec = get_spec(model.name)
