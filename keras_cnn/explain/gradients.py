@@ -9,7 +9,8 @@ The deconvnet of Zeiler & Fergus (2014, https://arxiv.org/abs/1311.2901, section
 ordinary backward pass with one rule changed: max pooling routes the signal back through the switches the
 forward pass recorded (the gradient of a max pool), convolutions apply their transposed filters (the gradient
 of a convolution), and each rectifier passes ``relu(signal)`` rather than the signal masked by where its input
-was positive. :func:`deconvnet_rectification` installs that rule on every ReLU / ReLU6 of a model for the
+was positive (and local response normalization passes it unchanged). :func:`deconvnet_rectification`
+installs that rule on every ReLU / ReLU6 of a model for the
 length of a ``with`` block (Springenberg et al. 2015, https://arxiv.org/abs/1412.6806, section 3.4,
 describe the deconvnet as this backward pass).
 """
@@ -21,6 +22,8 @@ import weakref
 
 import keras
 import numpy as np
+
+from keras_cnn.layers.lrn import LocalResponseNormalization
 
 SUPPORTED_BACKENDS = ("tensorflow", "torch")
 
@@ -168,17 +171,31 @@ def _relu_kind(activation):
     return None
 
 
+def _identity_backward(call):
+    """``call``'s forward pass with the identity as its backward pass (``x + stop_gradient(call(x) - x)``)."""
+
+    def function(x, *args, **kwargs):
+        return x + keras.ops.stop_gradient(call(x, *args, **kwargs) - x)
+
+    return function
+
+
 @contextlib.contextmanager
 def deconvnet_rectification(model):
     """While open, every ReLU and ReLU6 of ``model`` (``activation=`` of a layer, ``Activation`` and ``ReLU``
     layers) computes its usual forward pass and passes ``relu(signal)`` backward: Zeiler & Fergus'
-    deconvnet rectification. Other activations keep their gradients. The model is restored on exit."""
+    deconvnet rectification; local response normalization passes the signal through unchanged (the
+    deconvnet has no inverse of it: unpooling, rectification and filtering only). Other layers keep their
+    gradients. The model is restored on exit."""
     check_backend("deconvnet")
     changed = []
     try:
         for layer in model._flatten_layers(include_self=False, recursive=True):
             kind = _relu_kind(getattr(layer, "activation", None))
-            if kind is not None:
+            if isinstance(layer, LocalResponseNormalization):
+                changed.append((layer, "call", None))
+                layer.call = _identity_backward(type(layer).call.__get__(layer))
+            elif kind is not None:
                 changed.append((layer, "activation", layer.activation))
                 layer.activation = _deconv_relu(None if kind == "relu" else kind)
             elif isinstance(layer, keras.layers.ReLU) and not layer.negative_slope and not layer.threshold:

@@ -116,12 +116,13 @@ def _batch(model, image) -> np.ndarray:
     return array
 
 
-def predict_probabilities(model, images, batch_size=64) -> np.ndarray:
-    """Class probabilities of the main output for ``images`` (float64 ``[N, classes]``)."""
+def predict_probabilities(model, images, batch_size=128) -> np.ndarray:
+    """Class probabilities of the main output for ``images`` (float64 ``[N, classes]``), through the model's
+    compiled predict step (traced once; an eager call of a deep net costs more than its arithmetic)."""
     index = targets.output_index(model)
     parts = []
     for start in range(0, len(images), batch_size):
-        outputs = model(images[start:start + batch_size], training=False)
+        outputs = model.predict_on_batch(images[start:start + batch_size])
         if isinstance(outputs, dict):
             outputs = outputs[model.output_names[index]]
         elif isinstance(outputs, (list, tuple)):
@@ -248,7 +249,7 @@ def deconvnet(model, image, layer=None, top=9) -> Deconvnet:
                      boxes)
 
 
-def occlusion(model, image, class_index=None, *, size=None, stride=None, fill=0.5, batch_size=64) -> Occlusion:
+def occlusion(model, image, class_index=None, *, size=None, stride=None, fill=0.5, batch_size=128) -> Occlusion:
     """ZFNet's occlusion sensitivity: the probability of ``class_index`` (default: the predicted class) as a
     grey square (``fill``, in the input's [0, 1] units) of ``size`` pixels (default 1/7 of the image) slides
     over ``image`` ``stride`` pixels at a time (default ``size // 2``). Forward passes only: every backend."""
