@@ -217,6 +217,49 @@ def test_gradcam_and_deconvnet_refuse_jax_in_their_own_process(tmp_path):
     assert "refused grad-cam needs gradients" in result.stdout and "tensorflow and torch" in result.stdout
 
 
+TORCH_SIDE = """
+import sys, numpy as np, keras, keras_cnn
+from keras_cnn import explain
+folder = sys.argv[1]
+model = keras_cnn.build("alexnet_owt", input_shape=(95, 95, 3), num_classes=10)
+model.load_weights(folder + "/alexnet.weights.h5")
+image = np.load(folder + "/image.npy")
+cam = explain.gradcam(model, image, class_index=3, layer="P4")
+found = explain.deconvnet(model, image, layer="P3", top=3)
+np.savez(folder + "/torch.npz", cam=cam.cam, probability=cam.probability, projections=found.projections,
+         channels=found.channels, backend=keras.backend.backend())
+"""
+
+
+def test_gradcam_and_deconvnet_on_torch_equal_tensorflow(tmp_path):
+    """The same weights and image on the torch backend (a new process): the same Grad-CAM map and deconvnet
+    projections as TensorFlow's, within float32 rounding."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    keras.utils.set_random_seed(3)
+    model = keras_cnn.build("alexnet_owt", input_shape=(95, 95, 3), num_classes=10)
+    model.save_weights(tmp_path / "alexnet.weights.h5")
+    image = np.random.default_rng(3).random((95, 95, 3), dtype="float32")
+    np.save(tmp_path / "image.npy", image)
+    cam = explain.gradcam(model, image, class_index=3, layer="P4")
+    found = explain.deconvnet(model, image, layer="P3", top=3)
+    env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", TORCH_SIDE, str(tmp_path)], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    torch_side = np.load(tmp_path / "torch.npz")
+    assert str(torch_side["backend"]) == "torch"
+    assert cam.cam.max() > 0
+    np.testing.assert_allclose(torch_side["cam"], cam.cam, rtol=1e-3, atol=1e-4 * cam.cam.max())
+    assert float(torch_side["probability"]) == pytest.approx(cam.probability, rel=1e-4)
+    np.testing.assert_array_equal(torch_side["channels"], found.channels)
+    scale = np.abs(found.projections).max()
+    np.testing.assert_allclose(torch_side["projections"], found.projections, atol=1e-4 * scale)
+
+
 @pytest.mark.slow
 def test_gradcam_runs_on_every_registered_name_at_its_minimum_input(tmp_path):
     """``keras-cnn explain NAME IMAGE --method gradcam --input-shape MIN,MIN,C`` for every registered name
