@@ -4,7 +4,7 @@
   ``mobilenet_v2_imagenet_torchvision_layout.pth``) on ``chelsea.jpg``, the CC0 cat photo bundled with
   keras_cnn (keras_cnn/deploy/calibration_photos/), through ``keras_cnn.explain.explain`` exactly as
   ``keras-cnn explain mobilenet_v2 --weights FILE chelsea.jpg --method M`` runs: its first-layer filters, the
-  feature maps and deconvnet projections of P3, the occlusion map and Grad-CAM of its top class.
+  feature maps of P3 and deconvnet projections of P2, the occlusion map and Grad-CAM of its top class.
 - resnet20 trained here (as tests/test_explain.py trains it: 2 epochs on 1,000 images) to tell horizontal from
   vertical stripes in a 10x10 square on noise: Grad-CAM and occlusion on a held-out image, where the answer is
   known (the square).
@@ -32,7 +32,7 @@ def checkpoint_pictures(weights: Path, folder: Path) -> list[Path]:
 
     photo = PHOTO_FOLDER / "chelsea.jpg"
     made = []
-    for method, layers in (("filters", None), ("features", ["P3"]), ("deconvnet", ["P3"]), ("occlusion", None),
+    for method, layers in (("filters", None), ("features", ["P3"]), ("deconvnet", ["P2"]), ("occlusion", None),
                            ("gradcam", None)):
         started = time.perf_counter()
         index = explain("mobilenet_v2", [photo] if method != "filters" else [], method, layers=layers,
@@ -48,14 +48,14 @@ def checkpoint_pictures(weights: Path, folder: Path) -> list[Path]:
 
 def trained_here_pictures(folder: Path) -> list[Path]:
     import keras
-    import numpy as np
     from PIL import Image
 
     sys.path.insert(0, str(ROOT / "tests"))
+    from test_explain import SIZE, evidence_images
+
     import keras_cnn
     from keras_cnn.explain import explain
     from keras_cnn.training import optimizers
-    from test_explain import SIZE, evidence_images
 
     keras.utils.set_random_seed(0)
     images, labels, _ = evidence_images(1000, seed=0)
@@ -84,7 +84,7 @@ def trained_here_pictures(folder: Path) -> list[Path]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, required=True,
-                        help="REAL/mobilenet_v2_imagenet_torchvision_layout.pth (a torchvision mobilenet_v2 state_dict)")
+                        help="REAL/mobilenet_v2_imagenet_torchvision_layout.pth (a torchvision state_dict)")
     args = parser.parse_args()
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -111,13 +111,25 @@ def deconvnet_png(image, found, model_name) -> bytes:
     fig, axes = _figure(count, 2, 1.5, 1.6, f"{model_name} {where}: deconvnet projections of the {count} strongest "
                                               "activations, and the image patches under them")
     for k in range(count):
-        top, left, bottom, right = found.boxes[k]
+        top, left, bottom, right = _visible_box(found.projections[k], found.boxes[k])
         projection = found.projections[k][top:bottom, left:right]
-        scale = float(np.abs(projection).max()) or 1.0
+        scale = float(np.percentile(np.abs(projection), 99.5)) or float(np.abs(projection).max()) or 1.0
         _show(axes[0, k], 0.5 + 0.5 * projection / scale, interpolation="nearest")
         axes[0, k].set_title(f"channel {found.channels[k]}", fontsize=8)
         _show(axes[1, k], np.asarray(image)[top:bottom, left:right], interpolation="nearest")
     return _png(fig)
+
+
+def _visible_box(projection, box, share=0.03, margin=2):
+    """The part of a projection's support (``box``) where it is visibly non-zero (above ``share`` of its largest
+    magnitude summed over channels), with a margin: a deep unit's support spans most of the image, the
+    pattern a small part of it."""
+    magnitude = np.abs(projection).sum(axis=-1)
+    rows, columns = np.nonzero(magnitude > share * magnitude.max()) if magnitude.max() > 0 else ((), ())
+    if len(rows) == 0:
+        return tuple(int(v) for v in box)
+    top, left = max(int(box[0]), rows.min() - margin), max(int(box[1]), columns.min() - margin)
+    return top, left, min(int(box[2]), rows.max() + 1 + margin), min(int(box[3]), columns.max() + 1 + margin)
 
 
 def occlusion_png(image, found, class_name, model_name) -> bytes:
