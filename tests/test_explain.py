@@ -260,18 +260,24 @@ def test_gradcam_and_deconvnet_on_torch_equal_tensorflow(tmp_path):
     np.testing.assert_allclose(torch_side["projections"], found.projections, atol=1e-4 * scale)
 
 
+SHARDS = 4  # the names in 4 tests, so that pytest-xdist's two workers share them (~1,000 s serial under load)
+CHECKED_LEVELS = ("lenet5", "alexnet_owt", "resnet20", "densenet121", "mobilenet_v3_small", "nin", "darknet19")
+
+
 @pytest.mark.slow
-def test_gradcam_runs_on_every_registered_name_at_its_minimum_input(tmp_path):
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_gradcam_runs_on_every_registered_name_at_its_minimum_input(shard, tmp_path):
     """``keras-cnn explain NAME IMAGE --method gradcam --input-shape MIN,MIN,C`` for every registered name
-    (random weights; one child process for all of them): a picture, and a layer that is one of the name's
-    feature levels (``model_info(name)["features"]``; checked against ``levels_of`` for a few names, whose
-    probe builds would double this test's time for all)."""
+    (random weights; one child process per shard of the names): a picture, and a layer that is one of the name's
+    feature levels (``model_info(name)["features"]``; checked against ``levels_of`` for a few names, among them
+    those whose classifier has 4-D maps after its body, whose probe builds would double this test's time for all)."""
     from PIL import Image
 
+    names = keras_cnn.list_models()[shard::SHARDS]
     cli = CliProcess(tmp_path)
     started, failures, chosen = time.perf_counter(), [], {}
     try:
-        for name in keras_cnn.list_models():
+        for name in names:
             spec = keras_cnn.get_spec(name)
             size, channels = spec.min_input_size, spec.input_shape[-1]
             picture = tmp_path / f"{name}.png"
@@ -290,9 +296,9 @@ def test_gradcam_runs_on_every_registered_name_at_its_minimum_input(tmp_path):
                 assert shown.width > 200 and shown.height > 100, (name, shown.size)
     finally:
         cli.close()
-    print(f"gradcam on {len(keras_cnn.list_models())} names: {time.perf_counter() - started:.0f} s")
+    print(f"gradcam on {len(names)} names: {time.perf_counter() - started:.0f} s")
     assert not failures, "\n".join(failures)
-    for name in ("lenet5", "alexnet_owt", "resnet20", "densenet121", "mobilenet_v3_small"):
+    for name in (n for n in CHECKED_LEVELS if n in chosen):
         size, channels = keras_cnn.get_spec(name).min_input_size, keras_cnn.get_spec(name).input_shape[-1]
         levels = levels_of(name, input_shape=(size, size, channels))
         spatial = [level for level in levels if level["size"] >= 2] or levels
