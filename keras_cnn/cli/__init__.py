@@ -60,7 +60,12 @@ def error_line(error) -> str:
 def main(argv=None) -> int:
     _quiet_tensorflow()
     parser = build_parser()
-    args = parser.parse_args(argv)  # a bad flag prints one "keras-cnn: error: ..." line and exits 2
+    args, extra = parser.parse_known_args(argv)  # a bad flag prints one "keras-cnn: error: ..." line and exits 2
+    trailing = getattr(args, "trailing_positionals", None)  # a command whose files may also follow its flags
+    if extra and trailing and not any(item.startswith("-") for item in extra):
+        setattr(args, trailing, list(getattr(args, trailing)) + extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except USER_ERRORS as error:

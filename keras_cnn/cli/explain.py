@@ -61,4 +61,5 @@ def add_parsers(sub):
     p.add_argument("--num-classes", type=int, default=None, help="for a registry name")
     p.add_argument("--input-shape", default=None, help="H,W,C for a registry name")
     p.add_argument("--option", action="append", default=[], help="builder option KEY=VALUE, for a registry name")
-    p.set_defaults(func=cmd_explain)
+    # images may come after the flags too (explain NAME --weights W photo.jpg): argparse leaves them over
+    p.set_defaults(func=cmd_explain, trailing_positionals="images")
