@@ -303,3 +303,14 @@ def test_gradcam_runs_on_every_registered_name_at_its_minimum_input(shard, tmp_p
         levels = levels_of(name, input_shape=(size, size, channels))
         spatial = [level for level in levels if level["size"] >= 2] or levels
         assert (chosen[name]["level"], chosen[name]["layer"]) == (spatial[-1]["level"], spatial[-1]["layer"]), name
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import keras_cnn.explain as package
+    from keras_cnn.explain import methods, targets
+
+    for module in (package, methods, targets):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, (module.__name__, result)
