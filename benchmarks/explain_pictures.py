@@ -7,7 +7,7 @@
   feature maps of P3 and deconvnet projections of P2, the occlusion map and Grad-CAM of its top class.
 - resnet20 trained here (as tests/test_explain.py trains it: 2 epochs on 1,000 images) to tell horizontal from
   vertical stripes in a 10x10 square on noise: Grad-CAM and occlusion on a held-out image, where the answer is
-  known (the square).
+  known (the square), its first-layer filters and the deconvnet projections of P1.
 
     # REAL: the folder of real measurement data outside the repository
     python benchmarks/explain_pictures.py --weights REAL/mobilenet_v2_imagenet_torchvision_layout.pth
@@ -70,14 +70,15 @@ def trained_here_pictures(folder: Path) -> list[Path]:
     print(f"held-out image: class {held_labels[0]}, square at rows {boxes[0][0]}..{boxes[0][2] - 1}, "
           f"columns {boxes[0][1]}..{boxes[0][3] - 1}")
     made = []
-    for method in ("gradcam", "occlusion"):
-        index = explain(saved, [image_file], method, output=folder / method, size=8, stride=2)
+    for method, options in (("gradcam", {}), ("occlusion", {"size": 8, "stride": 2}), ("filters", {}),
+                            ("deconvnet", {"layers": ["P1"], "top": 6})):
+        index = explain(saved, [image_file], method, output=folder / method, **options)
         for picture in index["pictures"]:
             target = OUTPUT / f"resnet20_{picture['file']}"
             shutil.copyfile(folder / method / picture["file"], target)
             made.append(target)
-            print(f"{target.relative_to(ROOT)}: peak {picture['peak']}, class {picture['class']} "
-                  f"p={picture['probability']}")
+            shown = {k: picture[k] for k in ("peak", "class", "probability", "layer", "channels") if k in picture}
+            print(f"{target.relative_to(ROOT)}: {shown}")
     return made
 
 

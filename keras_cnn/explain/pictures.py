@@ -79,7 +79,7 @@ def filters_png(found, model_name) -> bytes:
     axis = fig.add_axes((0, 0, 1, side * found.grid.shape[0] / found.grid.shape[1] / (side * found.grid.shape[0]
                                                                                        / found.grid.shape[1] + 0.4)))
     _show(axis, found.grid, interpolation="nearest")
-    shown = "RGB" if channels == 3 else f"mean over {channels} input channel{'s' if channels > 1 else ''}"
+    shown = {1: "grayscale", 3: "RGB"}.get(channels, f"mean over {channels} input channels")
     fig.suptitle(f"{model_name} {found.layer}: {count} filters {kh}x{kw} ({shown}), each scaled to its own range",
                  fontsize=9, y=0.995, va="top")
     return _png(fig)
