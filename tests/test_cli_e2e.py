@@ -100,6 +100,7 @@ COVERED = {
     ("tflite-bench",): "test_train_evaluate_predict_export",
     ("tune",): "test_tune_then_export_its_folder",
     ("convert",): "test_weights_convert_predict_finetune_export",
+    ("explain",): "test_explain_run_file_and_checkpoint",
     ("bench", "latency"): "test_bench_commands",
     ("bench", "train-speed"): "test_bench_commands",
     ("bench", "repvgg"): "test_bench_commands",
@@ -342,6 +343,63 @@ def test_weights_convert_predict_finetune_export(tmp_path, images, checkpoints):
                               "mobilenet_v3_small.pth", "--output", out).stdout)
     assert (out / "mobilenet_v3_small.tflite").is_file() and report["max_abs_diff_vs_keras"] <= 1e-4, report
     assert report["input"]["checkpoint"]["crop_size"] == 224 and len(report["class_names"]) == 1000, report
+
+
+@pytest.mark.slow
+def test_explain_run_file_and_checkpoint(tmp_path, images, checkpoints, runner):
+    """The README's explain commands: each method of a lenet5 run (trained 1 epoch on digits), of its best.keras
+    file and of a registry name with a checkpoint file (``--weights FILE.pth``: the README's ``torchvision``
+    offline). Grad-CAM of the run folder in a new process; the rest in one ``runner`` process."""
+    run_dir = tmp_path / "runs" / "lenet5"
+    trained = runner("train", "lenet5", "--dataset", "digits", "--epochs", 1, "--output", run_dir, "--verbose", 0)
+    assert (run_dir / "best.keras").is_file(), trained.stdout[-2000:]
+    digit = sorted(images.iterdir())[0]
+
+    result = run(tmp_path, "explain", run_dir, digit, "--method", "gradcam", "--layer", "P2", "--class", 3)
+    summary = last_json(result.stdout)
+    out = tmp_path / "explanations" / "lenet5"
+    assert summary["pictures"] == 1 and summary["index"] == "explanations/lenet5/index.json", summary
+    index = json.loads((out / "index.json").read_text())
+    [picture] = index["pictures"]
+    assert picture["file"] == f"{digit.stem}_gradcam_P2.png" and picture["layer"] == "s4_act", picture
+    assert picture["class"] == "3" and picture["class_index"] == 3 and 0 <= picture["probability"] <= 1
+    assert (out / picture["file"]).is_file() and f"explanations/lenet5/{picture['file']}" in result.stdout
+
+    pictures = tmp_path / "pictures"
+    for args in ((run_dir, digit, "--method", "occlusion"),
+                 (run_dir, "--method", "filters"),
+                 (run_dir / "best.keras", digit, images, "--method", "features", "--layer", "P1,P2",
+                  "--output", pictures),
+                 (run_dir / "best.keras", digit, "--method", "deconvnet", "--layer", "P1", "--top", 4,
+                  "--output", pictures)):
+        runner("explain", *args)
+    index = json.loads((out / "index.json").read_text())  # the run's folder: gradcam, occlusion, filters
+    assert sorted(p["method"] for p in index["pictures"]) == ["filters", "gradcam", "occlusion"], index
+    listed = json.loads((pictures / "index.json").read_text())["pictures"]
+    features = [p for p in listed if p["method"] == "features"]  # the file, then the folder's 4 (the file again)
+    assert len(features) == 10 and {p["level"] for p in features} == {"P1", "P2"}, features
+    assert len({p["file"] for p in features}) == 10 and features[0]["file"].startswith("00_"), features
+    deconv = [p for p in listed if p["method"] == "deconvnet"]
+    assert len(deconv) == 1 and len(deconv[0]["channels"]) == 4, deconv
+    for entry in index["pictures"] + listed:
+        folder = out if entry in index["pictures"] else pictures
+        assert (folder / entry["file"]).stat().st_size > 1000, entry
+
+    import numpy as np
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (240, 260, 3), dtype=np.uint8)).save(photo)
+    weights = checkpoints / "mobilenet_v3_small.pth"
+    for method in ("gradcam", "deconvnet"):
+        extra = ("--layer", "P3", "--top", 2) if method == "deconvnet" else ()
+        result = runner("explain", "mobilenet_v3_small", "--weights", weights, photo, "--method", method,
+                        "--output", tmp_path / "checkpoint", *extra)
+        assert last_json(result.stdout)["model"] == "mobilenet_v3_small"
+    index = json.loads((tmp_path / "checkpoint" / "index.json").read_text())
+    assert [p["method"] for p in index["pictures"]] == ["gradcam", "deconvnet"]
+    assert index["input_shape"] == [224, 224, 3]  # the checkpoint's crop: 240x260 resized to 256, cropped to 224
+    assert not list(tmp_path.rglob("*.tmp*")), list(tmp_path.rglob("*.tmp*"))
 
 
 @pytest.mark.slow

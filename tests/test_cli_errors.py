@@ -344,6 +344,36 @@ def evaluate_keras_file_without_run_config(tmp, s):
     return ["evaluate", s["files"] / "mnv3.keras"], ["mnv3.keras", "--dataset"]
 
 
+def explain_unknown_layer(tmp, s):
+    return ["explain", s["run"], s["files"] / "seven.png", "--layer", "c3_ac"], ["'c3_ac'", "c3_act", "P1"]
+
+
+def explain_unknown_class(tmp, s):
+    return ["explain", s["run"], s["files"] / "seven.png", "--class", "eleven"], ["'eleven'", "class index 0..9"]
+
+
+def explain_unknown_method(tmp, s):
+    return ["explain", s["run"], s["files"] / "seven.png", "--method", "gradcm"], ["gradcm", "gradcam"]
+
+
+def explain_without_images(tmp, s):
+    return ["explain", s["run"], "--method", "occlusion"], ["occlusion", "at least one image"]
+
+
+def explain_text_as_png(tmp, s):
+    return ["explain", s["run"], _text(tmp / "x.png")], ["x.png"]
+
+
+def explain_layer_for_occlusion(tmp, s):
+    return (["explain", s["run"], s["files"] / "seven.png", "--method", "occlusion", "--layer", "P1"],
+            ["occlusion", "'P1'"])
+
+
+def explain_occlusion_square_too_big(tmp, s):
+    return (["explain", s["run"], s["files"] / "seven.png", "--method", "occlusion", "--size", "99"],
+            ["size=99", "1..32"])
+
+
 CASES = [predict_text_as_png, predict_missing_image, predict_folder_without_images, train_folder_empty,
          train_folder_corrupt_png, train_idx_gz_cut_in_half, train_idx_payload_short, train_epochs_0,
          train_lr_negative, train_batch_size_0, train_option_bad_value, train_option_unknown, train_unknown_model,
@@ -357,11 +387,15 @@ CASES = [predict_text_as_png, predict_missing_image, predict_folder_without_imag
          tflite_bench_runs_0, tflite_bench_warmup_negative, export_savedmodel_quantize, models_pattern_with_write,
          evaluate_keras_file_without_run_config,
          # issue #36: selective quantization's names
-         export_keep_float_misspelled, export_keep_float_without_int8]
+         export_keep_float_misspelled, export_keep_float_without_int8,
+         # issue #37: keras-cnn explain
+         explain_unknown_layer, explain_unknown_class, explain_unknown_method, explain_without_images,
+         explain_text_as_png, explain_layer_for_occlusion, explain_occlusion_square_too_big]
 
 
 FRESH_PROCESS_CASES = [export_format_onnx, train_idx_gz_cut_in_half, evaluate_truncated_keras, info_misspelled,
-                       tflite_bench_not_tflite, train_resume_changed_settings, export_keep_float_misspelled]
+                       tflite_bench_not_tflite, train_resume_changed_settings, export_keep_float_misspelled,
+                       explain_unknown_layer]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])

@@ -9,6 +9,7 @@
     keras-cnn train NAME --dataset D [--epochs E ...]   train into a run folder (see keras_cnn.training.run)
     keras-cnn evaluate RUN|FILE.keras [--dataset D]     test top-1/top-5 of a run
     keras-cnn predict RUN|FILE.keras IMAGE...           top-5 classes of image files
+    keras-cnn explain RUN|FILE.keras|NAME IMAGE... --method filters|features|deconvnet|occlusion|gradcam
     keras-cnn bench train-speed|latency|repvgg [NAME...]   speed vs keras.applications (table + JSON)
     keras-cnn tflite-bench FILE.tflite [--runs N] [--threads 1,2]   latency through the LiteRT interpreter
     keras-cnn tune --family F --dataset D --tuner random|hyperband|bayesian --max-trials N --epochs E
@@ -21,7 +22,7 @@ import atexit
 import os
 import sys
 
-from keras_cnn.cli import analysis, demo, deploy, models, training
+from keras_cnn.cli import analysis, demo, deploy, explain, models, training
 
 
 def _quiet_tensorflow():
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``keras-cnn`` parser: each command group adds its own sub-commands."""
     parser = _Parser(prog="keras-cnn", description="The classic CNN line in Keras 3.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for group in (models, deploy, demo, training, analysis):
+    for group in (models, deploy, demo, training, explain, analysis):
         group.add_parsers(sub)
     return parser
 
@@ -59,7 +60,12 @@ def error_line(error) -> str:
 def main(argv=None) -> int:
     _quiet_tensorflow()
     parser = build_parser()
-    args = parser.parse_args(argv)  # a bad flag prints one "keras-cnn: error: ..." line and exits 2
+    args, extra = parser.parse_known_args(argv)  # a bad flag prints one "keras-cnn: error: ..." line and exits 2
+    trailing = getattr(args, "trailing_positionals", None)  # a command whose files may also follow its flags
+    if extra and trailing and not any(item.startswith("-") for item in extra):
+        setattr(args, trailing, list(getattr(args, trailing)) + extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except USER_ERRORS as error:

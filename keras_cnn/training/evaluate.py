@@ -143,6 +143,27 @@ def load_model_source(source, checkpoint="best", **build_kwargs):
     return build(spec.name, **build_kwargs), spec.name, None
 
 
+def input_config(model, config=None):
+    """The :class:`RunConfig` that says how image files become ``model``'s input: ``config`` (a run's, or a
+    ``.keras`` file's) when given, else one read off the model itself (a registry name: its input size and
+    channels, bilinear resizing, and :func:`default_class_names`)."""
+    if config is not None:
+        return config
+    shape = model.input_shape
+    classes = num_classes_of(model)
+    return RunConfig(model=model.name, dataset=None, image_size=int(shape[1]), channels=int(shape[3]),
+                     num_classes=classes, class_names=default_class_names(model, classes))
+
+
+def load_inputs(model, config, files) -> np.ndarray:
+    """Image files (or folders of them) as ``model``'s float input ``[N, size, size, channels]``, preprocessed
+    as :func:`predict` does: the run's size, channels and resize mode, a checkpoint's resize and center crop
+    (``config`` None: :func:`input_config` of the model)."""
+    config = input_config(model, config)
+    return load_images(files, config.image_size, config.channels, config.resize, config.data_size,
+                       checkpoint=checkpoint_preprocessing(model))
+
+
 def run_images(config, count=calibration.DEFAULT_COUNT):
     """``(train, test)`` float images of a run's own data set at its input size (the first ``count`` of
     each), or ``(None, None)`` when the data is not here or not known (a ``.keras`` file without its
@@ -215,8 +236,7 @@ def evaluate(path, dataset=None, *, split=None, checkpoint="best", data_dir=None
 def predict(path, files, *, top=5, checkpoint="best") -> list[list[dict]]:
     """For every image file, the ``top`` classes as ``{"class", "index", "probability"}``, best first."""
     model, config = load_run(path, checkpoint)
-    images = load_images(files, config.image_size, config.channels, config.resize, config.data_size,
-                         checkpoint=checkpoint_preprocessing(model))
+    images = load_inputs(model, config, files)
     outputs = model.predict(images, verbose=0)
     if main_output(model):
         outputs = outputs[main_output(model)] if isinstance(outputs, dict) else outputs[0]

@@ -91,6 +91,22 @@ def fitting_on_logits(model):
 
 
 @contextlib.contextmanager
+def emitting_logits(model):
+    """While open, ``model``'s softmax outputs give their logits (the softmax's input), on every backend;
+    the compiled losses are left as they are. For reading a class score before the softmax, as Grad-CAM
+    does (:mod:`keras_cnn.explain`); call the model eagerly inside (traced functions are not dropped)."""
+    layers = [layer for layer in softmax_output_layers(model) if not hasattr(layer, _SOFTMAX_ATTRIBUTE)]
+    saved = [layer.activation for layer in layers]
+    for layer in layers:
+        layer.activation = keras.activations.linear
+    try:
+        yield model
+    finally:
+        for layer, activation in zip(layers, saved):
+            layer.activation = activation
+
+
+@contextlib.contextmanager
 def saving_probabilities(model):
     """Inside :func:`fitting_on_logits`: the model as saved, with its softmax and probability loss."""
     layers = _marked_layers(model)
