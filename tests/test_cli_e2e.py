@@ -202,7 +202,7 @@ def images(tmp_path_factory):
 
 @pytest.mark.slow
 def test_train_evaluate_predict_export(tmp_path, images, runner):
-    """train lenet5 (2 epochs on digits) -> evaluate, predict, export (SavedModel and every TFLite mode) and
+    """train lenet5 (3 epochs on digits) -> evaluate, predict, export (SavedModel and every TFLite mode) and
     tflite-bench, each of the run folder and of its best.keras file. train, and the README's form of each
     later command (``evaluate RUN``, ``predict RUN ...``, ``export RUN --quantize int8``, ``tflite-bench``)
     each run in a new process; the other sources and modes run in one ``runner`` process (six TensorFlow
@@ -213,9 +213,11 @@ def test_train_evaluate_predict_export(tmp_path, images, runner):
     def fresh(*args):  # a new keras-cnn process
         return run(tmp_path, *args)
 
-    summary = last_json(fresh("train", name, "--dataset", "digits", "--epochs", 2,
+    # 3 epochs: training is deterministic now, and after 2 this run's int8 file agreed with Keras on 0.73 of the
+    # test images (top-1 0.70); after 3, 0.845 (top-1 0.80), measured
+    summary = last_json(fresh("train", name, "--dataset", "digits", "--epochs", 3,
                               "--output", run_dir.relative_to(tmp_path)).stdout)
-    assert summary["epochs"] == 2 and summary["test_top1"] > 0.2, summary
+    assert summary["epochs"] == 3 and summary["test_top1"] > 0.2, summary
     for produced in ("config.json", "best.keras", "last.keras", "history.csv", "summary.json", "curves.png",
                      "confusion_matrix.png", "backup", "logs"):
         assert (run_dir / produced).exists(), f"train left no {produced}"

@@ -261,6 +261,7 @@ def test_gradcam_and_deconvnet_on_torch_equal_tensorflow(tmp_path):
 
 
 SHARDS = 4  # the names in 4 tests, so that pytest-xdist's two workers share them (~1,000 s serial under load)
+OVERFLOWS_UNTRAINED = ("resnet1202",)
 CHECKED_LEVELS = ("lenet5", "alexnet_owt", "resnet20", "densenet121", "mobilenet_v3_small", "nin", "darknet19")
 
 
@@ -291,7 +292,11 @@ def test_gradcam_runs_on_every_registered_name_at_its_minimum_input(shard, tmp_p
             [entry] = json.loads((tmp_path / name / "index.json").read_text())["pictures"]
             chosen[name] = entry
             assert entry["level"] is not None and entry["level"].startswith("P"), (name, entry)  # a feature level
-            assert all(0 <= v < size for v in entry["peak"]) and 0 <= entry["probability"] <= 1, (name, entry)
+            assert all(0 <= v < size for v in entry["peak"]), (name, entry)
+            # an untrained resnet1202 overflows to NaN in inference mode (600 residual sums, BatchNorm's unit
+            # statistics): shapes only for it, as in the parameter harness
+            assert 0 <= entry["probability"] <= 1 or (name in OVERFLOWS_UNTRAINED and np.isnan(entry["probability"])), \
+                (name, entry)
             with Image.open(tmp_path / name / entry["file"]) as shown:
                 assert shown.width > 200 and shown.height > 100, (name, shown.size)
     finally:
