@@ -330,13 +330,13 @@ def epoch_key(seed, epoch):
 
 
 def _keyed_passes(epoch_batches, counter: EpochCounter, seed):
-    """``epoch_batches(epoch, key)`` -> a dataset of one epoch's batches, for the epoch ``counter`` gives
-    at the start of each pass; every batch comes with its own key ``(seed, epoch, step)``."""
+    """``epoch_batches(key)`` -> a dataset of one epoch's batches (``key``: that epoch's), for the epoch
+    ``counter`` gives at the start of each pass; every batch comes with its own key ``(seed, epoch, step)``."""
     import tensorflow as tf
 
     def one_pass(epoch):
         key = epoch_key(seed, epoch)
-        return epoch_batches(epoch, key).enumerate().map(
+        return epoch_batches(key).enumerate().map(
             lambda step, batch: (*batch, tf.random.experimental.stateless_fold_in(key, step)))
 
     return tf.data.Dataset.from_tensors(0).map(lambda _: counter.take()).flat_map(one_pass)
@@ -378,7 +378,7 @@ def from_arrays(images, labels, *, num_classes=None, image_size=None, channels=N
         ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=drop_remainder)
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    def epoch_batches(epoch, key):
+    def epoch_batches(key):
         order = tf.random.experimental.stateless_shuffle(tf.range(count), seed=key) if shuffle else tf.range(count)
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=drop_remainder).map(
             lambda index: (tf.gather(x, index), tf.gather(y, index)))
@@ -401,7 +401,7 @@ def mix_batches(dataset, num_classes, *, mixup=0.0, cutmix=0.0, seed=0, epoch=No
     if not (mixup or cutmix):
         return dataset
     mixing = Augmentation(translate=0.0, mixup=mixup, cutmix=cutmix)
-    ds = _keyed_passes(lambda epoch, key: dataset, epoch or EpochCounter(), seed)
+    ds = _keyed_passes(lambda key: dataset, epoch or EpochCounter(), seed)
     return ds.map(mixing, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
