@@ -76,7 +76,7 @@ def export(folder: Path, names, compressible: bool):
             if compressible:
                 make_compressible(model)
             for mode in MODES:
-                path, report = speed._export(model, folder, f"{name}.{who}", None if mode == "float32" else mode,
+                path, report = speed._export(model, folder, f"{name}.{who}", mode,
                                              shape)
                 entry["files"][f"{who}_{mode}"] = manifest_file(path, report)
                 print(name, who, mode, entry["files"][f"{who}_{mode}"], flush=True)

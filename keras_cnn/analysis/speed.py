@@ -180,10 +180,17 @@ def _tflite_timer(path, threads, runs, warmup):
     return timer
 
 
-def _export(model, folder, tag, quantize, shape, **options):
-    path = Path(folder) / f"{tag}_{quantize or 'float32'}.tflite"
+#: ``bench latency`` modes: TFLite files, each as :func:`keras_cnn.deploy.export.export_tflite` writes it
+LATENCY_MODES = {"float32": {}, "float16": {"quantize": "float16"}, "dynamic": {"quantize": "dynamic"},
+                 "int8": {"quantize": "int8"}, "mixed": {"quantize": "int8", "keep_float": "auto"}}
+
+
+def _export(model, folder, tag, mode, shape, **options):
+    if mode not in LATENCY_MODES:
+        raise ValueError(f"latency mode must be one of {list(LATENCY_MODES)}, received {mode!r}")
+    path = Path(folder) / f"{tag}_{mode}.tflite"
     representative = np.random.default_rng(0).random((16, *shape)).astype("float32")
-    report = export_tflite(model, path, quantize=quantize, representative_data=representative, **options)
+    report = export_tflite(model, path, representative_data=representative, **LATENCY_MODES[mode], **options)
     return path, report
 
 
@@ -191,7 +198,12 @@ def latency(names, *, image_size=None, num_classes=1000, rounds=3, runs=20, warm
             modes=("float32", "int8"), keras_predict=True) -> list[dict]:
     """Batch-1 latency in Keras and TFLite (``modes``), ours beside keras.applications' twin. TFLite
     rows also give each file's XNNPACK partitions, the share of its ops XNNPACK takes and the ops
-    left outside (see :func:`int8_summary` for the int8-vs-float32 table)."""
+    left outside (see :func:`int8_summary` for the int8-vs-float32 table). Every TFLite file of a model
+    (each mode, ours and theirs) is timed in the same alternating rounds. ``"mixed"`` is int8 with
+    ``keep_float="auto"``: float32 kept where int8 is slower on this CPU (measured per op)."""
+    for mode in modes:
+        if mode not in LATENCY_MODES:
+            raise ValueError(f"latency mode must be one of {list(LATENCY_MODES)}, received {mode!r}")
     rows = []
     for name in check_names(names):
         shape = _input_shape(name, image_size)
@@ -202,12 +214,12 @@ def latency(names, *, image_size=None, num_classes=1000, rounds=3, runs=20, warm
         measured = {"keras_predict": _keras_predict_seconds(models, x, warmup, runs, rounds)} if keras_predict else {}
         graphs = {}
         with tempfile.TemporaryDirectory() as folder:
-            for mode in modes:
-                quantize = None if mode == "float32" else mode
-                exported = {k: _export(m, folder, k, quantize, shape) for k, m in models.items()}
-                graphs[f"tflite_{mode}"] = {k: report for k, (_, report) in exported.items()}
-                measured[f"tflite_{mode}"] = _median_of_rounds(
-                    {k: _tflite_timer(path, threads, runs, warmup) for k, (path, _) in exported.items()}, rounds)
+            exported = {(mode, k): _export(m, folder, k, mode, shape) for mode in modes for k, m in models.items()}
+            seconds = _median_of_rounds({key: _tflite_timer(path, threads, runs, warmup)
+                                         for key, (path, _) in exported.items()}, rounds)
+            for (mode, k), (_, report) in exported.items():
+                graphs.setdefault(f"tflite_{mode}", {})[k] = report
+                measured.setdefault(f"tflite_{mode}", {})[k] = seconds[(mode, k)]
         for runtime, seconds in measured.items():
             row = {"model": name, "keras_applications": KERAS_APPLICATIONS.get(name, (None,))[0],
                    "runtime": runtime, "input": list(shape), "threads": threads if runtime != "keras_predict" else None,
@@ -219,6 +231,10 @@ def latency(names, *, image_size=None, num_classes=1000, rounds=3, runs=20, warm
                 row.update({f"{who}_partitions": report["xnnpack_partitions"],
                             f"{who}_xnnpack_share": report["xnnpack_delegated_fraction"],
                             f"{who}_outside_xnnpack": report["ops_outside_xnnpack"]})
+                mixed = report.get("quantization", {}).get("mixed")
+                if mixed:
+                    row.update({f"{who}_mixed_chosen": mixed["chosen"], f"{who}_kept_float_ops": mixed["kept_float_ops"],
+                                f"{who}_op_count": report["op_count"]})
             rows.append(row)
         del models
         _release()
@@ -242,6 +258,13 @@ def int8_summary(rows) -> list[dict]:
                  "int8_speedup": round(float32["ours_ms"] / int8["ours_ms"], 2),
                  "int8_partitions": int8["ours_partitions"], "int8_xnnpack_share": int8["ours_xnnpack_share"],
                  "int8_outside_xnnpack": ", ".join(f"{op} x{n}" for op, n in int8["ours_outside_xnnpack"].items())}
+        mixed = runtimes.get("tflite_mixed")
+        if mixed:  # the latency-aware file: its speed-up over float32, and over the all-int8 file
+            entry.update({"mixed_ms": mixed["ours_ms"], "mixed_speedup": round(float32["ours_ms"] / mixed["ours_ms"], 2),
+                          "mixed_vs_int8": round(int8["ours_ms"] / mixed["ours_ms"], 2),
+                          "mixed_chosen": mixed["ours_mixed_chosen"],
+                          "mixed_float_ops": f"{mixed['ours_kept_float_ops']}/{mixed['ours_op_count']}",
+                          "mixed_partitions": mixed["ours_partitions"]})
         if "keras_ms" in int8:
             entry.update({"keras_applications": int8["keras_applications"], "keras_int8_ms": int8["keras_ms"],
                           "keras_int8_speedup": round(float32["keras_ms"] / int8["keras_ms"], 2),
@@ -268,8 +291,8 @@ def repvgg_speedup(name="repvgg_a0", *, image_size=None, rounds=5, runs=20, warm
     models = {"train": train_graph, "deploy": reparameterize(train_graph)}
     measured = {"keras_predict": _keras_predict_seconds(models, x, warmup, runs, rounds)}
     with tempfile.TemporaryDirectory() as folder:
-        exported = {"train": _export(train_graph, folder, "train", None, shape, fuse_repvgg=False),
-                    "deploy": _export(train_graph, folder, "deploy", None, shape)}
+        exported = {"train": _export(train_graph, folder, "train", "float32", shape, fuse_repvgg=False),
+                    "deploy": _export(train_graph, folder, "deploy", "float32", shape)}
         files = {k: path for k, (path, _) in exported.items()}
         ops = {k: report["op_count"] for k, (_, report) in exported.items()}
         measured["tflite_float32"] = _median_of_rounds(

@@ -43,7 +43,8 @@ def add_parsers(sub):
     p.add_argument("--steps", type=int, default=2, help="train-speed: steps per round")
     p.add_argument("--runs", type=int, default=20, help="latency: runs per round")
     p.add_argument("--threads", type=int, default=1, help="TFLite threads")
-    p.add_argument("--modes", default="float32,int8", help="latency: TFLite modes")
+    p.add_argument("--modes", default="float32,int8", help="latency: TFLite modes, comma-separated: float32, float16, "
+                                                          "dynamic, int8, mixed (int8 with --keep-float auto)")
     p.add_argument("--no-keras-predict", action="store_true", help="latency: time the TFLite files only")
     p.add_argument("--jit-compile", action="store_true", help="train-speed: XLA-compile both train steps")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the rows and settings as JSON")

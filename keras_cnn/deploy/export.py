@@ -35,7 +35,7 @@ import keras
 import numpy as np
 
 from keras_cnn.atomic import atomic_path, write_bytes, write_text
-from keras_cnn.deploy import calibration
+from keras_cnn.deploy import calibration, mixed_int8
 from keras_cnn.deploy.int8 import needs_int8_rewrite, prepare_for_int8
 from keras_cnn.deploy.reparameterize import reparameterize
 from keras_cnn.deploy.tflite import (  # noqa: F401  (public here too)
@@ -54,6 +54,7 @@ QUANTIZE_MODES = (None, "float16", "dynamic", "int8")
 # report their top-1 agreement and are held to a tolerance only when the caller gives one.
 DEFAULT_TOLERANCE = {None: 1e-4, "float16": 1e-2}
 LOSSY_MODES = ("dynamic", "int8")
+AUTO = ("auto",)  # keep_float="auto": the latency-aware choice
 #: integer input and output of an int8 file: False (float32), True / "int8", or "uint8" (a camera's pixels)
 INT8_IO = (False, True, "int8", "uint8")
 NORMALIZATION = "float32 in [0, 1] (uint8 / 255)"
@@ -168,7 +169,8 @@ def _verify_saved_model(directory, model, shape):
 # --------------------------------------------------------------------------- TFLite
 def export_tflite(model, path, *, quantize=None, representative_data=None, calibration_count=calibration.DEFAULT_COUNT,
                   batch_size=1, int8_io=False, class_names=None, fold_batch_norm=True, fuse_repvgg=True,
-                  int8_rewrite=True, verify=True, verify_data=None, tolerance=None, keep_float=None):
+                  int8_rewrite=True, verify=True, verify_data=None, tolerance=None, keep_float=None, op_costs=None,
+                  speed_check=True):
     """Convert ``model`` to a ``.tflite`` file, verify it, write it and its JSON report atomically.
 
     Args:
@@ -197,6 +199,14 @@ def export_tflite(model, path, *, quantize=None, representative_data=None, calib
             quantization; QUANTIZE/DEQUANTIZE ops at the borders): TFLite op kinds (``"DEPTHWISE_CONV_2D"``,
             ``"ADD"``, ...) and/or layer names of the model (``"stem_conv"``). The report's
             ``quantization.kept_float`` lists them, the file's float and int8 ops per kind and its borders.
+            ``"auto"``: keep float32 the ops int8 makes slower on this CPU, chosen from measured per-op
+            costs (:mod:`keras_cnn.deploy.mixed_int8`); the mixed, all-int8 and float32 files are then
+            timed side by side and the fastest is written (``quantization.mixed`` says which, and why).
+            The choice is for the CPU doing the export: for another device, give its ``op_costs``.
+        op_costs: with ``keep_float="auto"``, the cost table to choose from (a path or dict saved by
+            :class:`keras_cnn.deploy.mixed_int8.CostTable`); default: this machine's, measured as needed.
+        speed_check: with ``keep_float="auto"``, time the three files and write the fastest (default);
+            False writes the chosen mixed file unchecked (reproducible from ``op_costs``).
 
     Returns:
         the report dict (also written to ``<path>.json``).
@@ -207,11 +217,19 @@ def export_tflite(model, path, *, quantize=None, representative_data=None, calib
     if int8_io and quantize != "int8":
         raise ValueError(f"int8_io={int8_io!r} needs quantize='int8', received quantize={quantize!r}")
     keep_float = _check_keep_float(keep_float, quantize, int8_io)
+    if op_costs is not None and keep_float != AUTO:
+        raise ValueError(f"op_costs applies to keep_float='auto', received keep_float={keep_float!r}")
     rewrite = int8_rewrite and quantize == "int8"
+    automatic = None
+    if keep_float == AUTO:  # the float32 file the mixed one must beat: what quantize=None writes
+        with _traced(model, batch_size, fold_batch_norm, fuse_repvgg) as traced:
+            float_file = _float_flatbuffer(traced)
+        automatic = {"op_costs": op_costs, "speed_check": speed_check, "float_file": float_file}
     with _traced(model, batch_size, fold_batch_norm, fuse_repvgg, int8_rewrite=rewrite) as traced:
         return _convert_and_write(traced, Path(path), quantize, representative_data=representative_data,
                                   calibration_count=calibration_count, int8_io=int8_io, class_names=class_names,
-                                  verify=verify, verify_data=verify_data, tolerance=tolerance, keep_float=keep_float)
+                                  verify=verify, verify_data=verify_data, tolerance=tolerance, keep_float=keep_float,
+                                  automatic=automatic)
 
 
 def export_tflite_modes(model, folder, *, name=None, modes=QUANTIZE_MODES, representative_data=None,
@@ -318,7 +336,9 @@ def _check_keep_float(keep_float, quantize, int8_io) -> tuple:
         return ()
     names = (keep_float,) if isinstance(keep_float, str) else tuple(keep_float)
     if not names or not all(isinstance(name, str) and name for name in names):
-        raise ValueError(f"keep_float must be op kinds or layer names (strings), received {keep_float!r}")
+        raise ValueError(f"keep_float must be 'auto', or op kinds or layer names (strings), received {keep_float!r}")
+    if "auto" in names and len(names) > 1:
+        raise ValueError(f"keep_float='auto' chooses every op itself: give it alone, received {list(names)}")
     if quantize != "int8":
         raise ValueError(f"keep_float={list(names)} applies to quantize='int8', received quantize={quantize!r}")
     if int8_io:
@@ -326,16 +346,62 @@ def _check_keep_float(keep_float, quantize, int8_io) -> tuple:
     return names
 
 
+def _float_flatbuffer(traced) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(traced.saved)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter.convert()
+
+
+def _calibrated(converter) -> bytes:
+    """The float graph with the calibration's activation ranges recorded, not yet quantized."""
+    import tensorflow as tf
+
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter._experimental_calibrate_only = True
+    return converter.convert()
+
+
+def _latency_aware(converter, float_file, op_costs, speed_check) -> tuple[bytes, dict]:
+    """``keep_float="auto"``: the mixed file chosen from per-op costs, checked against the all-int8 and
+    float32 files (see :mod:`keras_cnn.deploy.mixed_int8`); returns the file written and the report."""
+    from tensorflow.lite.python import convert as tflite_convert
+
+    calibrated = _calibrated(converter)
+    all_int8 = tflite_convert.mlir_quantize(calibrated, fully_quantize=False)
+    table = mixed_int8.CostTable.load(op_costs)
+    if op_costs is None:
+        mixed_int8.measure_costs(calibrated, all_int8, table)
+    choice = mixed_int8.choose(mixed_int8.graph_of(calibrated), table)
+    mixed = tflite_convert.mlir_quantize(calibrated, fully_quantize=False,
+                                         denylisted_nodes=list(choice.keep_float)) if choice.keep_float else all_int8
+    files = {"mixed": mixed, "int8": all_int8, "float32": float_file}
+    report = {"machine": table.machine, "cost_table": str(table.path) if table.path else "given",
+              "kept_float": [{"node": node, "kind": kind, "float32_ms": f, "int8_ms": q}
+                             for node, kind, f, q in choice.reasons],
+              "kept_float_ops": len(choice.keep_float), "predicted_ms": choice.predicted_ms,
+              "xnnpack_partitions": {key: inspect_tflite(data)["xnnpack_partitions"] for key, data in files.items()}}
+    chosen = "mixed"
+    if speed_check:
+        measured = mixed_int8.time_side_by_side(files, rounds=5, runs=10)
+        report["measured_ms"] = {key: round(value, 4) for key, value in measured.items()}
+        chosen = min(measured, key=measured.get)
+    report["chosen"] = chosen
+    report["why"] = {"mixed": "the chosen mix (ops int8 makes slower kept float32) was the fastest file",
+                     "int8": "the all-int8 file was faster than the chosen mix",
+                     "float32": "the float32 file was faster than any int8 or mixed file on this CPU"}[chosen] \
+        if speed_check else "the chosen mix, not timed (speed_check=False)"
+    return files[chosen], report
+
+
 def _selectively_quantized(converter, keep_float) -> tuple[bytes, dict]:
     """Calibrate, then quantize everything to int8 except ``keep_float`` (op kinds, or layer names
     matched against the op output tensors' names), as ``tf.lite.experimental.QuantizationDebugger``
     does with its deny-lists; returns the flatbuffer and what was kept float."""
-    import tensorflow as tf
     from tensorflow.lite.python import convert as tflite_convert  # mlir_quantize: TF's own selective path
 
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    converter._experimental_calibrate_only = True
-    calibrated = converter.convert()
+    calibrated = _calibrated(converter)
     outputs = op_outputs(calibrated)  # [(op kind, output tensor name)]
     kinds = sorted({kind for kind, _ in outputs})
     ops = [name for name in keep_float if name in kinds]
@@ -365,7 +431,8 @@ def _layer_names(outputs) -> set:
 
 
 def _convert_and_write(traced, path, quantize, *, representative_data=None, calibration_count=calibration.DEFAULT_COUNT,
-                       int8_io=False, class_names=None, verify=True, verify_data=None, tolerance=None, keep_float=()):
+                       int8_io=False, class_names=None, verify=True, verify_data=None, tolerance=None, keep_float=(),
+                       automatic=None):
     import tensorflow as tf
 
     shape = traced.shape
@@ -388,9 +455,12 @@ def _convert_and_write(traced, path, quantize, *, representative_data=None, cali
             io_type = tf.uint8 if int8_io == "uint8" else tf.int8
             converter.inference_input_type = io_type
             converter.inference_output_type = io_type
-    kept = None
+    kept = mixed = None
     try:
-        if keep_float:
+        if keep_float == AUTO:
+            flatbuffer, mixed = _latency_aware(converter, automatic["float_file"], automatic["op_costs"],
+                                               automatic["speed_check"])
+        elif keep_float:
             flatbuffer, kept = _selectively_quantized(converter, keep_float)
         else:
             flatbuffer = converter.convert()
@@ -409,6 +479,8 @@ def _convert_and_write(traced, path, quantize, *, representative_data=None, cali
         report["quantization"]["op_precisions"] = op_precisions(flatbuffer)
         if kept is not None:
             report["quantization"]["kept_float"] = kept
+        if mixed is not None:
+            report["quantization"]["mixed"] = mixed
     if report["flex_ops"] or report["dynamic_shape_ops"]:
         raise ExportError(f"{path.name}: Flex ops {report['flex_ops']} / dynamic-shape ops "
                           f"{report['dynamic_shape_ops']} in the converted graph; nothing was written")
