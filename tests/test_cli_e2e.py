@@ -436,6 +436,14 @@ def test_bench_commands(tmp_path):
     assert {row["model"] for row in rows} == {"mobilenet_v3_small"} and "|" in out, out
     assert [row["runtime"] for row in rows] == ["keras_predict", "tflite_float32"], rows
     assert all(r["ours_ms"] > 0 and r["keras_ms"] > 0 and r["ratio_ours_over_keras"] > 0 for r in rows), rows
+    # the mixed mode (issue 36): float32, int8 and the latency-aware file side by side, in the int8 table
+    out = run(tmp_path, "bench", "latency", "squeezenet1_1", "--image-size", 32, "--rounds", 1, "--runs", 3,
+              "--modes", "float32,int8,mixed", "--no-keras-predict", "--json", "mixed.json",
+              env={"KERAS_HOME": str(tmp_path / "keras_home")}).stdout
+    (summary,) = json.loads((tmp_path / "mixed.json").read_text())["settings"]["int8_summary"]
+    assert summary["mixed_chosen"] in ("mixed", "int8", "float32") and summary["mixed_ms"] > 0, summary
+    assert summary["mixed_speedup"] == pytest.approx(summary["float32_ms"] / summary["mixed_ms"], abs=0.01)
+    assert "mixed_speedup" in out, out
 
     out = run(tmp_path, "bench", "train-speed", "mobilenet_v1", "--image-size", 32, "--batch-size", 2,
               "--rounds", 1, "--steps", 1, "--json", "train.json").stdout

@@ -336,6 +336,21 @@ def export_keep_float_without_int8(tmp, s):
             ["--keep-float", "--quantize int8"])
 
 
+def export_keep_float_auto_with_names(tmp, s):
+    return (["export", "lenet5", "--format", "tflite", "--quantize", "int8", "--keep-float", "auto,ADD", "--output",
+             tmp / "exported"], ["'auto'", "alone", "'ADD'"])
+
+
+def export_op_costs_without_auto(tmp, s):
+    return (["export", "lenet5", "--format", "tflite", "--quantize", "int8", "--op-costs", tmp / "costs.json",
+             "--output", tmp / "exported"], ["--op-costs", "--keep-float auto"])
+
+
+def export_op_costs_missing(tmp, s):
+    return (["export", "lenet5", "--format", "tflite", "--quantize", "int8", "--keep-float", "auto", "--op-costs",
+             tmp / "no_such_costs.json", "--output", tmp / "exported"], ["cost table", "no_such_costs.json"])
+
+
 def models_pattern_with_write(tmp, s):
     return ["models", "lenet*", "--write", tmp / "MODELS.md"], ["'lenet*'", "--write"]
 
@@ -387,7 +402,8 @@ CASES = [predict_text_as_png, predict_missing_image, predict_folder_without_imag
          tflite_bench_runs_0, tflite_bench_warmup_negative, export_savedmodel_quantize, models_pattern_with_write,
          evaluate_keras_file_without_run_config,
          # issue #36: selective quantization's names
-         export_keep_float_misspelled, export_keep_float_without_int8,
+         export_keep_float_misspelled, export_keep_float_without_int8, export_keep_float_auto_with_names,
+         export_op_costs_without_auto, export_op_costs_missing,
          # issue #37: keras-cnn explain
          explain_unknown_layer, explain_unknown_class, explain_unknown_method, explain_without_images,
          explain_text_as_png, explain_layer_for_occlusion, explain_occlusion_square_too_big]

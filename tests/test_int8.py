@@ -166,6 +166,11 @@ def test_bench_int8_summary_gives_speedup_and_partitions():
         "keras_applications": "MobileNetV3Small", "keras_int8_ms": 5.5, "keras_int8_speedup": 0.8,
         "keras_int8_partitions": 3}]
     assert int8_summary(rows[:2]) == []  # no int8 row: nothing to compare
+    mixed = {**row("tflite_mixed", 1.6), "ours_mixed_chosen": "mixed", "ours_float_ops": 30, "ours_ops": 150}
+    (entry,) = int8_summary(rows + [mixed])
+    assert {k: entry[k] for k in entry if k.startswith("mixed")} == {
+        "mixed_ms": 1.6, "mixed_speedup": 2.5, "mixed_vs_int8": 1.25, "mixed_chosen": "mixed",
+        "mixed_float_ops": "30/150", "mixed_partitions": 1}
 
 
 def test_keep_float_leaves_the_named_op_kinds_and_layers_float(tmp_path):

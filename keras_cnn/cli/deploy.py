@@ -48,6 +48,10 @@ def cmd_export(args):
     if keep_float is not None and (args.format != "tflite" or args.quantize != "int8"):
         raise ValueError(f"--keep-float needs --format tflite --quantize int8, received --format {args.format} "
                          f"--quantize {args.quantize}")
+    if (args.op_costs or args.no_speed_check) and keep_float != ["auto"]:
+        flag = "--op-costs" if args.op_costs else "--no-speed-check"
+        raise ValueError(f"{flag} applies to --keep-float auto, received --keep-float {args.keep_float}")
+    automatic = {"op_costs": args.op_costs, "speed_check": not args.no_speed_check} if keep_float == ["auto"] else {}
     if args.int8_io and args.quantize != "int8":
         raise ValueError(f"--int8-io needs --quantize int8, received --quantize {args.quantize}")
     output = Path(args.output or Path("savedmodels") / name)
@@ -62,7 +66,7 @@ def cmd_export(args):
                                batch_size=args.batch_size, class_names=classes, int8_io=args.int8_io or False,
                                representative_data=representative if args.quantize == "int8" else None,
                                verify_data=verify if args.quantize in ("int8", "dynamic") else None,
-                               keep_float=keep_float)
+                               keep_float=keep_float, **automatic)
     print(json.dumps(report, indent=2, default=str))
     return 0
 
@@ -132,7 +136,14 @@ def add_parsers(sub):
                    help=f"int8: how many calibration images (default {DEFAULT_COUNT})")
     p.add_argument("--keep-float", default=None, metavar="OPS_OR_LAYERS",
                    help="int8: comma-separated TFLite op kinds (DEPTHWISE_CONV_2D, ADD, ...) and/or layer names "
-                        "(stem_conv) that stay float32 in the int8 file (QUANTIZE/DEQUANTIZE at the borders)")
+                        "(stem_conv) that stay float32 in the int8 file (QUANTIZE/DEQUANTIZE at the borders); 'auto': "
+                        "those int8 makes slower on this CPU, from measured per-op costs, checked against the all-int8 "
+                        "and float32 files (the fastest is written)")
+    p.add_argument("--op-costs", default=None, metavar="FILE",
+                   help="with --keep-float auto: a cost table (JSON) to choose from instead of timing this CPU, e.g. "
+                        "one measured on the target device")
+    p.add_argument("--no-speed-check", action="store_true",
+                   help="with --keep-float auto: write the chosen mixed file without timing it against the others")
     p.add_argument("--batch-size", type=int, default=1, help="fixed batch size of the .tflite file")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--input-shape", default=None, help="H,W,C for a registry name")

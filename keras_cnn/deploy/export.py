@@ -221,10 +221,13 @@ def export_tflite(model, path, *, quantize=None, representative_data=None, calib
         raise ValueError(f"op_costs applies to keep_float='auto', received keep_float={keep_float!r}")
     rewrite = int8_rewrite and quantize == "int8"
     automatic = None
-    if keep_float == AUTO:  # the float32 file the mixed one must beat: what quantize=None writes
-        with _traced(model, batch_size, fold_batch_norm, fuse_repvgg) as traced:
-            float_file = _float_flatbuffer(traced)
-        automatic = {"op_costs": op_costs, "speed_check": speed_check, "float_file": float_file}
+    if keep_float == AUTO:
+        given = mixed_int8.CostTable.load(op_costs) if op_costs is not None else None  # a bad table fails first
+        float_file = None
+        if speed_check:  # the float32 file the mixed one must beat: what quantize=None writes
+            with _traced(model, batch_size, fold_batch_norm, fuse_repvgg) as traced:
+                float_file = _float_flatbuffer(traced)
+        automatic = {"op_costs": given, "speed_check": speed_check, "float_file": float_file}
     with _traced(model, batch_size, fold_batch_norm, fuse_repvgg, int8_rewrite=rewrite) as traced:
         return _convert_and_write(traced, Path(path), quantize, representative_data=representative_data,
                                   calibration_count=calibration_count, int8_io=int8_io, class_names=class_names,
@@ -376,7 +379,7 @@ def _latency_aware(converter, float_file, op_costs, speed_check) -> tuple[bytes,
     choice = mixed_int8.choose(mixed_int8.graph_of(calibrated), table)
     mixed = tflite_convert.mlir_quantize(calibrated, fully_quantize=False,
                                          denylisted_nodes=list(choice.keep_float)) if choice.keep_float else all_int8
-    files = {"mixed": mixed, "int8": all_int8, "float32": float_file}
+    files = {"mixed": mixed, "int8": all_int8, **({"float32": float_file} if float_file is not None else {})}
     report = {"machine": table.machine, "cost_table": str(table.path) if table.path else "given",
               "kept_float": [{"node": node, "kind": kind, "float32_ms": f, "int8_ms": q}
                              for node, kind, f, q in choice.reasons],

@@ -145,9 +145,9 @@ def graph_of(flatbuffer) -> Graph:
         for t in inputs + outputs:
             shapes[t] = _shape(subgraph.tensors[t])
         described = [kind, _options(op)]
-        described += [f"{'c' if _is_constant(model, subgraph, t) else 'a'}{list(subgraph.tensors[t].shape if subgraph.tensors[t].shape is not None else [])}"
+        described += [f"{'c' if _is_constant(model, subgraph, t) else 'a'}{list(_shape(subgraph.tensors[t]))}"
                       for t in op.inputs if t >= 0]
-        described += [f"o{list(subgraph.tensors[t].shape if subgraph.tensors[t].shape is not None else [])}" for t in outputs]
+        described += [f"o{list(_shape(subgraph.tensors[t]))}" for t in outputs]
         signature = f"{kind}:" + hashlib.sha1("|".join(described).encode()).hexdigest()[:16]
         ops.append(Op(index, kind, _name(subgraph.tensors[outputs[0]]), inputs, outputs, signature))
     return Graph(tuple(ops), tuple(subgraph.inputs), tuple(subgraph.outputs), shapes)
@@ -278,33 +278,22 @@ def machine_id() -> str:
     """What a cost table is valid for: the CPU model, its int8 dot-product extensions and LiteRT's version."""
     cpu = platform.processor() or platform.machine()
     flags = set()
-    with _quiet_open("/proc/cpuinfo") as text:
-        for line in text.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and value.strip():
-                cpu = value.strip()
-            elif key.strip() in ("flags", "Features"):
-                flags.update(value.split())
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: the platform's name only
+        cpuinfo = ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            cpu = value.strip()
+        elif key.strip() in ("flags", "Features"):
+            flags.update(value.split())
     extensions = sorted(flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm"})
     try:
         from ai_edge_litert import __version__ as litert
     except ImportError:  # pragma: no cover
         litert = "unknown"
     return f"{platform.machine()} {cpu} [{' '.join(extensions)}] litert {litert}"
-
-
-class _quiet_open:
-    def __init__(self, path):
-        self.path = path
-
-    def __enter__(self):
-        try:
-            return Path(self.path).read_text()
-        except OSError:
-            return ""
-
-    def __exit__(self, *exc):
-        return False
 
 
 def cost_folder() -> Path:
@@ -369,7 +358,8 @@ def border_key(kind: str, shape) -> str:
     return f"{kind} {'x'.join(str(d) for d in shape)}"
 
 
-def measure_costs(float_file: bytes, int8_file: bytes, table: CostTable | None = None, *, rounds=5, runs=10) -> CostTable:
+def measure_costs(float_file: bytes, int8_file: bytes, table: CostTable | None = None, *, rounds=5,
+                  runs=10) -> CostTable:
     """Time, in ``table`` (this machine's cached table by default), every op signature of ``float_file``
     (the calibrated float graph) and ``int8_file`` (the same graph fully quantized) that it lacks, and the
     borders a mixed file of them may need; saves the table when it has a path."""
@@ -484,7 +474,7 @@ def choose(graph: Graph, table: CostTable) -> Choice:
             flow.pairwise(int8_copy, node, _MinCut.INFINITE, 0.0)  # an int8 reader needs the int8 copy
             flow.pairwise(node, float_copy, _MinCut.INFINITE, 0.0)  # a float reader needs the float copy
     float_side = flow.solve()
-    kept = tuple(op.node for op in graph.ops if op.node in float_side and op.kind not in PASS_THROUGH)
+    kept = tuple(op.node for op in graph.ops if op.node in float_side)
     reasons = tuple((op.node, op.kind, round(costs[op.node][0], 5), round(costs[op.node][1], 5))
                     for op in graph.ops if op.node in kept)
     predicted = {"mixed": round(flow.value, 5),
