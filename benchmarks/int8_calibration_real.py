@@ -36,6 +36,7 @@ def main(argv=None):
     parser.add_argument("--photos", required=True, help="folder with labels.tsv and the JPEG files")
     parser.add_argument("--name", default="mobilenet_v2")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--mixed", action="store_true", help="also the latency-aware mixed files (issue 36)")
     args = parser.parse_args(argv)
 
     import keras_cnn
@@ -56,11 +57,12 @@ def main(argv=None):
           f"last 100 {np.mean(float_probs[score].argmax(-1) == labels[score]):.4f}", flush=True)
     float_top1 = float_probs.argmax(-1)
 
-    def row(label, representative, scored=score, count=200):
+    def row(label, representative, scored=score, count=200, mixed=False):
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
+            options = {"keep_float": "auto", "speed_check": False} if mixed else {}  # the chosen mix, as chosen
             report = export_tflite(model, Path(tmp) / "m.tflite", quantize="int8", representative_data=representative,
-                                   calibration_count=count, verify_data=images[:8])
+                                   calibration_count=count, verify_data=images[:8], **options)
             seconds = time.perf_counter() - started
             got = run_tflite(Path(tmp) / "m.tflite", images[scored]).argmax(-1)
         result = {"calibration": label, "calibrated_on": report["quantization"]["representative_data"],
@@ -70,6 +72,10 @@ def main(argv=None):
                   "int8_top1": round(float(np.mean(got == labels[scored])), 4),
                   "top1_agreement": round(float(np.mean(got == float_top1[scored])), 4),
                   "export_s": round(seconds, 1)}
+        if mixed:
+            counts = report["quantization"]["op_precisions"]["ops"].values()
+            result["float_ops"] = sum(c.get("float32", 0) for c in counts)
+            result["predicted_ms"] = report["quantization"]["mixed"]["predicted_ms"]
         print(json.dumps(result), flush=True)
         return result
 
@@ -77,6 +83,9 @@ def main(argv=None):
                                                                          slice(None))]
     for count in (10, 50, 200):
         results.append(row(f"photos {count}", [str(f) for f in files[calibration_pool]], count=count))
+    if args.mixed:  # issue 36: the latency-aware mix of this CPU (keep_float="auto"), same calibrations
+        results.append(row("mixed, bundled (default), all 300", None, slice(None), mixed=True))
+        results.append(row("mixed, photos 200", [str(f) for f in files[calibration_pool]], count=200, mixed=True))
     payload = {"machine": platform.processor() or platform.machine(), "model": args.name,
                "weights": Path(args.weights).name, "photos": len(files), "rows": results,
                "data_module": data.__name__}
