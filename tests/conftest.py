@@ -246,3 +246,30 @@ def pytest_collection_finish(session):
 
     gc.collect()
     gc.freeze()
+
+
+#: The longest tests, longest first (seconds in session 19's CI run, `.ci/run` on 2 cores, `-n 2`; torch build-all
+#: and the V3-Large int8 check from session 18's). Collected first, so that pytest-xdist's two workers start on them
+#: and the hundreds of short tests fill in around them, rather than one worker finishing alone on a long test
+#: collected last (the longest-first rule for two machines). Stale entries match nothing and change nothing.
+LONGEST_FIRST = (
+    "test_calibration.py::test_calibration_on_the_wrong_domain_costs_accuracy_on_fashion_mnist",  # 481
+    "test_gpu_check.py::test_gpu_check_dry_run_without_tensorflow",  # 245-516
+    "test_multiprocess.py::test_two_processes_train_like_one_process_over_two_devices_and_resume_exactly",  # 251
+    "test_torch_backend.py::test_every_name_builds_runs_and_round_trips_on_torch",  # 211
+    "test_explain.py::test_gradcam_runs_on_every_registered_name_at_its_minimum_input",  # 139-197 each, 4
+    "test_persistence.py::test_every_registered_model_loads_in_a_fresh_process",  # 179
+    "test_torch_backend.py::test_one_fit_per_family_lowers_the_loss_on_torch",  # 169
+    "test_int8.py::test_mobilenet_v3_large_int8_keeps_accuracy_on_digits",  # 148
+    "test_persistence.py::test_training_killed_mid_epoch_resumes_exactly",  # 117 (lenet5), 2
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Move the :data:`LONGEST_FIRST` tests to the front, in that order; the others keep theirs."""
+
+    def rank(item):
+        path = f"{item.path.name}::{item.originalname or item.name}"
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if path == prefix), len(LONGEST_FIRST))
+
+    items[:] = sorted(items, key=rank)  # sorted() is stable: equal ranks keep the collection's order

@@ -514,6 +514,14 @@ EXACT_RUNS = {
 }
 
 
+#: The runs whose uninterrupted command also runs a second time, to show the same command gives the same run
+#: (history and weights). resnet20_mixup, whose every random draw (translation, MixUp, BatchNorm's batches) could
+#: break that, is enough: for lenet5 the killed-and-resumed run equals the uninterrupted one exactly, which a
+#: command that did not repeat itself could not give either; its second run (about a quarter of the test's time)
+#: would only tell a non-deterministic command from a wrong resume when that check fails.
+RUN_TWICE = ("resnet20_mixup",)
+
+
 def _history_rows(run: Path) -> list[dict]:
     """history.csv's rows without the wall-time column."""
     with open(run / "history.csv", newline="") as f:
@@ -525,7 +533,8 @@ def _history_rows(run: Path) -> list[dict]:
 def test_training_killed_mid_epoch_resumes_exactly(tmp_path, name):
     """A real ``kill -9`` in the middle of epoch 3, then ``--resume`` to the end, ends with the same
     history rows (every column but the time, to the last digit) and the same weights (sha256) as the same
-    command run twice without a stop: every random draw of an epoch is a function of (seed, epoch, step).
+    command run without a stop (run twice for :data:`RUN_TWICE`, which must agree too): every random draw of
+    an epoch is a function of (seed, epoch, step).
     A resume that starts over instead is caught by the history check (epochs 0 and 1 twice)."""
     args = EXACT_RUNS[name]
     killed_dir, straight_dir, again_dir = tmp_path / "killed", tmp_path / "straight", tmp_path / "again"
@@ -556,11 +565,12 @@ def test_training_killed_mid_epoch_resumes_exactly(tmp_path, name):
         assert report["shape"] == [4, 10], report
         assert np.allclose(report["sums"], 1.0, atol=1e-4), f"{report['path']} does not output probabilities: {report}"
 
-    straight, again = _train(straight_dir, args=args), _train(again_dir, args=args)
+    straight = _train(straight_dir, args=args)
     assert straight["resumed"] is False and straight["resumed_from_epoch"] is None, straight
-    # deterministic: the same command twice, the same run
-    assert _history_rows(straight_dir / "RUN") == _history_rows(again_dir / "RUN")
-    assert straight["weights_sha256"] == again["weights_sha256"]
+    if name in RUN_TWICE:  # deterministic: the same command twice, the same run
+        again = _train(again_dir, args=args)
+        assert _history_rows(straight_dir / "RUN") == _history_rows(again_dir / "RUN")
+        assert straight["weights_sha256"] == again["weights_sha256"]
     # exact resume: the killed and resumed run is that run
     assert _history_rows(run) == _history_rows(straight_dir / "RUN"), (
         f"killed at step {step} of epoch 3 and resumed: history differs from the uninterrupted run's")
