@@ -262,6 +262,8 @@ LONGEST_FIRST = (
     "test_torch_backend.py::test_one_fit_per_family_lowers_the_loss_on_torch",  # 169
     "test_int8.py::test_mobilenet_v3_large_int8_keeps_accuracy_on_digits",  # 148
     "test_persistence.py::test_training_killed_mid_epoch_resumes_exactly",  # 117 (lenet5), 2
+    "test_cli_e2e.py::test_bench_commands",  # ~130 in session 18, plus the mixed int8 mode since session 20
+    "test_mixed_int8.py::test_cli_auto_times_this_cpu_and_caches_the_table",  # two timed exports, session 20
 )
 
 
