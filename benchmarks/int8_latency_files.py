@@ -17,6 +17,15 @@ first 4099 random values repeated, so that the folder compresses to a few MB for
 kernels take the same time whatever the values; float weights keep their initializer's scale, so no
 denormals appear).
 
+Mixed int8 (issue 36: ``keep_float="auto"`` for another CPU): ``export`` also writes each net's calibrated
+float graph and its full quantization (not timed); ``costs`` times their one-op files there (needs keras_cnn
+and Keras, no TensorFlow: ``KERAS_BACKEND=jax``) into one cost table; ``mixed``, back here, writes each net's
+mixed file chosen from that table into the folder; ``time`` then times it beside float32 and int8:
+
+    python benchmarks/int8_latency_files.py costs FOLDER --output costs.json          # there
+    python benchmarks/int8_latency_files.py mixed FOLDER --op-costs costs.json        # here (TensorFlow)
+    python benchmarks/int8_latency_files.py time FOLDER --output mixed-latency.json   # there
+
 ``time`` needs only numpy and ``ai_edge_litert``: it loads ``keras_cnn/deploy/tflite.py`` by path
 (the ``tflite_latency`` that ``bench latency`` uses) and times each model's files one after the other,
 for several rounds, in one process (median of the per-round medians, 1 thread, XNNPACK on). Its rows
@@ -61,7 +70,10 @@ def manifest_file(path: Path, report: dict) -> dict:
 
 
 def export(folder: Path, names, compressible: bool):
+    import numpy as np
+
     from keras_cnn.analysis import speed
+    from keras_cnn.deploy.export import calibrated_graphs
 
     folder.mkdir(parents=True, exist_ok=True)
     manifest = {}
@@ -80,8 +92,50 @@ def export(folder: Path, names, compressible: bool):
                                              shape)
                 entry["files"][f"{who}_{mode}"] = manifest_file(path, report)
                 print(name, who, mode, entry["files"][f"{who}_{mode}"], flush=True)
+            if who == "ours":  # for the mixed mode: the graph its costs are timed on (not timed itself)
+                calibrated, quantized = calibrated_graphs(model, np.random.default_rng(0).random(
+                    (16, *shape)).astype("float32"))
+                entry["calibrated"] = {"float": f"{name}.calibrated.tflite", "int8": f"{name}.calibrated_int8.tflite"}
+                (folder / entry["calibrated"]["float"]).write_bytes(calibrated)
+                (folder / entry["calibrated"]["int8"]).write_bytes(quantized)
         del models
         speed._release()
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def costs(folder: Path, output: Path):
+    """One cost table of this CPU for every exported net (``keras_cnn.deploy.mixed_int8.measure_costs``)."""
+    from keras_cnn.deploy import mixed_int8
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    table = mixed_int8.CostTable(mixed_int8.machine_id(), path=output)
+    for name, entry in manifest.items():
+        started = time.time()
+        mixed_int8.measure_costs((folder / entry["calibrated"]["float"]).read_bytes(),
+                                 (folder / entry["calibrated"]["int8"]).read_bytes(), table)
+        print(f"{name}: {len(table.ops)} op signatures timed so far ({time.time() - started:.0f} s)", flush=True)
+    table.save(output)
+
+
+def mixed(folder: Path, op_costs: Path):
+    """Each net's mixed file chosen from ``op_costs`` (the other CPU's table), added to the manifest as
+    ``ours_mixed`` so that ``time`` times it beside the others."""
+    from keras_cnn.deploy.export import mixed_from_calibrated
+    from keras_cnn.deploy.tflite import inspect_tflite
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for name, entry in manifest.items():
+        data, choice = mixed_from_calibrated((folder / entry["calibrated"]["float"]).read_bytes(),
+                                             (folder / entry["calibrated"]["int8"]).read_bytes(), op_costs)
+        path = folder / f"{name}.ours_mixed.tflite"
+        path.write_bytes(data)
+        graph = inspect_tflite(data)
+        entry["files"]["ours_mixed"] = {"file": path.name, "bytes": len(data),
+                                        "partitions": graph["xnnpack_partitions"],
+                                        "xnnpack_share": graph["xnnpack_delegated_fraction"],
+                                        "outside_xnnpack": graph["ops_outside_xnnpack"],
+                                        "kept_float_ops": len(choice.keep_float), "predicted_ms": choice.predicted_ms}
+        print(name, entry["files"]["ours_mixed"], flush=True)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
@@ -133,6 +187,11 @@ def time_files(folder: Path, rounds: int, runs: int, warmup: int, threads: int) 
                         "keras_int8_ms": ms["keras_int8"],
                         "keras_int8_speedup": round(ms["keras_float32"] / ms["keras_int8"], 2),
                         "keras_int8_partitions": files["keras_int8"]["partitions"]})
+        if "ours_mixed" in files:
+            row.update({"mixed_ms": ms["ours_mixed"], "mixed_speedup": round(ms["ours_float32"] / ms["ours_mixed"], 2),
+                        "mixed_vs_int8": round(ms["ours_int8"] / ms["ours_mixed"], 2),
+                        "mixed_kept_float_ops": files["ours_mixed"]["kept_float_ops"],
+                        "mixed_partitions": files["ours_mixed"]["partitions"]})
         row["all_ms"] = ms  # every file of the model, extra variants included
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -156,6 +215,12 @@ def main(argv=None):
     p.add_argument("folder", type=Path)
     p.add_argument("--models", default=",".join(NETS))
     p.add_argument("--compressible", action="store_true", help="repeat each weight array's first values")
+    p = sub.add_parser("costs", help="one-op costs of every net on this CPU (keras_cnn + ai_edge_litert, no TF)")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--output", type=Path, required=True)
+    p = sub.add_parser("mixed", help="each net's mixed file from a cost table (needs TensorFlow)")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--op-costs", type=Path, required=True)
     p = sub.add_parser("time", help="time the files of an exported folder (numpy + ai_edge_litert only)")
     p.add_argument("folder", type=Path)
     p.add_argument("--rounds", type=int, default=3)
@@ -166,6 +231,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.step == "export":
         export(args.folder, args.models.split(","), args.compressible)
+        return
+    if args.step == "costs":
+        costs(args.folder, args.output)
+        return
+    if args.step == "mixed":
+        mixed(args.folder, args.op_costs)
         return
     rows = time_files(args.folder, args.rounds, args.runs, args.warmup, args.threads)
     result = {"cpu": cpu(), "date": time.strftime("%Y-%m-%d"), "runtime": "ai_edge_litert " + _litert_version(),

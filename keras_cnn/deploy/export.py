@@ -366,6 +366,35 @@ def _calibrated(converter) -> bytes:
     return converter.convert()
 
 
+def calibrated_graphs(model, representative_data, *, batch_size=1) -> tuple[bytes, bytes]:
+    """The calibrated float32 graph of ``model`` (activation ranges recorded, as ``quantize="int8"`` traces it,
+    rewrites included) and the same graph fully quantized: what :func:`keras_cnn.deploy.mixed_int8.measure_costs`
+    times, on this machine or, as files, on another one (``benchmarks/int8_latency_files.py``)."""
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as tflite_convert
+
+    with _traced(model, batch_size, True, int8_rewrite=True) as traced:
+        representative, _ = calibration.resolve(representative_data, traced.shape,
+                                                checkpoint=checkpoint_preprocessing(traced.prepared))
+        converter = tf.lite.TFLiteConverter.from_saved_model(traced.saved)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = _representative(representative, traced.shape)
+        calibrated = _calibrated(converter)
+    return calibrated, tflite_convert.mlir_quantize(calibrated, fully_quantize=False)
+
+
+def mixed_from_calibrated(calibrated: bytes, all_int8: bytes, op_costs) -> tuple[bytes, mixed_int8.Choice]:
+    """The mixed file of a calibrated graph chosen from ``op_costs`` (a :class:`~keras_cnn.deploy.mixed_int8.CostTable`,
+    a path or dict of one), and the choice; the fully quantized graph when nothing stays float32."""
+    from tensorflow.lite.python import convert as tflite_convert
+
+    choice = mixed_int8.choose(mixed_int8.graph_of(calibrated), mixed_int8.CostTable.load(op_costs))
+    if not choice.keep_float:
+        return all_int8, choice
+    return tflite_convert.mlir_quantize(calibrated, fully_quantize=False,
+                                        denylisted_nodes=list(choice.keep_float)), choice
+
+
 def _latency_aware(converter, float_file, op_costs, speed_check) -> tuple[bytes, dict]:
     """``keep_float="auto"``: the mixed file chosen from per-op costs, checked against the all-int8 and
     float32 files (see :mod:`keras_cnn.deploy.mixed_int8`); returns the file written and the report."""
@@ -376,9 +405,7 @@ def _latency_aware(converter, float_file, op_costs, speed_check) -> tuple[bytes,
     table = mixed_int8.CostTable.load(op_costs)
     if op_costs is None:
         mixed_int8.measure_costs(calibrated, all_int8, table)
-    choice = mixed_int8.choose(mixed_int8.graph_of(calibrated), table)
-    mixed = tflite_convert.mlir_quantize(calibrated, fully_quantize=False,
-                                         denylisted_nodes=list(choice.keep_float)) if choice.keep_float else all_int8
+    mixed, choice = mixed_from_calibrated(calibrated, all_int8, table)
     files = {"mixed": mixed, "int8": all_int8, **({"float32": float_file} if float_file is not None else {})}
     report = {"machine": table.machine, "cost_table": str(table.path) if table.path else "given",
               "kept_float": [{"node": node, "kind": kind, "float32_ms": f, "int8_ms": q}
