@@ -24,7 +24,7 @@ stay float32:
 
 A table measured elsewhere (``op_costs=`` a path or a dict: e.g. one timed on the target phone with
 :func:`measure_costs`) makes the choice reproducible and the check is then skipped when asked
-(``check=False``); this is how the tests use it.
+(``speed_check=False``); this is how the tests use it.
 
 Example:
     >>> import keras_cnn
