@@ -17,7 +17,7 @@ from test_cli_e2e import run
 
 import keras_cnn
 from keras_cnn.deploy import mixed_int8
-from keras_cnn.deploy.export import export_tflite
+from keras_cnn.deploy.export import calibrated_graphs, export_tflite, mixed_from_calibrated
 from keras_cnn.deploy.mixed_int8 import CostTable, Graph, Op, border_key, choose
 from keras_cnn.deploy.tflite import op_precisions, run_tflite
 
@@ -133,6 +133,10 @@ def test_auto_keeps_float_exactly_the_ops_the_table_makes_slower(depthwise_table
     assert np.abs(run_tflite(tmp_path / "a.tflite", images) - expected).max() < 0.1
     # reproducible: the same costs (measured into the cache there, a file given here) give the same file
     assert (tmp_path / "a.tflite").read_bytes() == (table.parent / "measured.tflite").read_bytes()
+    # the same file from the two steps another CPU's table goes through (benchmarks/int8_latency_files.py)
+    calibrated, quantized = calibrated_graphs(model, images)
+    data, choice = mixed_from_calibrated(calibrated, quantized, table)
+    assert data == (tmp_path / "a.tflite").read_bytes() and len(choice.keep_float) == mixed["kept_float_ops"]
     # a table without this net's ops is an error, not a guess
     with pytest.raises(ValueError, match="has no entry for"):
         export_tflite(model, tmp_path / "c.tflite", quantize="int8", representative_data=images[:1],
