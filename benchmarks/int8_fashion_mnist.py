@@ -59,7 +59,8 @@ def main(argv=None):
                 mixed_report = export_tflite(result.model, mixed_path, quantize="int8", representative_data=calibration,
                                              verify_data=test_images[:500], keep_float="auto", speed_check=check)
                 top1 = float(np.mean(run_tflite(mixed_path, test_images).argmax(-1) == test_arrays.labels))
-                details = {k: v for k, v in mixed_report["quantization"]["mixed"].items() if k != "kept_float"}
+                details = {k: v for k, v in mixed_report["quantization"]["mixed"].items()
+                           if k not in ("kept_float", "cost_table")}  # the cache path is this machine's
                 mixed[key] = {"top1": round(top1, 4), "minus_float_points": round(100 * (top1 - keras_top1), 2),
                               "op_precisions": mixed_report["quantization"]["op_precisions"], **details}
     row = {"model": args.model, "dataset": "fashion_mnist", "epochs": args.epochs, "input": [size, size, 1],
