@@ -186,8 +186,6 @@ LATENCY_MODES = {"float32": {}, "float16": {"quantize": "float16"}, "dynamic": {
 
 
 def _export(model, folder, tag, mode, shape, **options):
-    if mode not in LATENCY_MODES:
-        raise ValueError(f"latency mode must be one of {list(LATENCY_MODES)}, received {mode!r}")
     path = Path(folder) / f"{tag}_{mode}.tflite"
     representative = np.random.default_rng(0).random((16, *shape)).astype("float32")
     report = export_tflite(model, path, representative_data=representative, **LATENCY_MODES[mode], **options)

@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_cnn.atomic import write_text
+from keras_cnn.weights.download import keras_home
 
 #: ops that move bytes without arithmetic and carry their input's precision: never a choice of their own
 PASS_THROUGH = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
@@ -297,8 +298,7 @@ def machine_id() -> str:
 
 
 def cost_folder() -> Path:
-    base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(base) / "keras_cnn" / "op_costs"
+    return keras_home() / "keras_cnn" / "op_costs"
 
 
 @dataclasses.dataclass
@@ -377,8 +377,7 @@ def measure_costs(float_file: bytes, int8_file: bytes, table: CostTable | None =
         table.ops[op.signature] = {"kind": op.kind, "float32": round(times["float32"], 5),
                                    "int8": round(times["int8"], 5) if "int8" in times else None}
         added = True
-    for shape in sorted({graph.shapes[t] for op in graph.ops for t in op.inputs + op.outputs} |
-                        {tuple(graph_shape) for graph_shape in _io_shapes(float_file)}):
+    for shape in sorted(set(graph.shapes.values())):  # every tensor an op reads or writes, the file's own included
         keys = {kind: border_key(kind, shape) for kind in ("QUANTIZE", "DEQUANTIZE")}
         if all(key in table.borders for key in keys.values()):
             continue
@@ -404,12 +403,6 @@ def matching_ops(float_graph: Graph, int8_graph: Graph) -> dict:
         by_name = {op.node: op for op in int8_graph.ops}
         return {op.node: by_name.get(op.node) for op in float_graph.ops}
     return {a.node: b for a, b in zip(float_graph.ops, int8_graph.ops)}
-
-
-def _io_shapes(flatbuffer):
-    model = _read(flatbuffer)
-    subgraph = model.subgraphs[0]
-    return [_shape(subgraph.tensors[t]) for t in list(subgraph.inputs) + list(subgraph.outputs)]
 
 
 # --------------------------------------------------------------------------- the choice

@@ -42,9 +42,13 @@ HASH_TIMEOUT_S = 30
 log = logging.getLogger("keras_cnn")
 
 
+def keras_home() -> Path:
+    """``$KERAS_HOME``, or ``~/.keras``: where Keras and keras_cnn keep their caches."""
+    return Path(os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"))
+
+
 def cache_folder() -> Path:
-    base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(base) / CACHE_SUBDIR
+    return keras_home() / CACHE_SUBDIR
 
 
 def sha256_of(path) -> str:
